@@ -1,0 +1,36 @@
+# Two commands for a new user: `make run` and `make test`. Both create .venv when missing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER ?= 0
+export RAY_USAGE_STATS_ENABLED ?= 0
+
+.PHONY: run test lint bench clean install
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/spot-optimizer serve
+
+test: $(STAMP)
+	$(BIN)/python -m ruff check engine actors api tests bench
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/python -m ruff check engine actors api tests bench
+	$(BIN)/python -m mypy
+
+bench: $(STAMP)
+	$(BIN)/python bench/simulate.py
+	$(BIN)/python bench/learning.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache data/*.db

@@ -1,0 +1,1 @@
+"""The edge: settings, REST and WebSocket routes, the dashboard page and the CLI."""

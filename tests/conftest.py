@@ -1,0 +1,82 @@
+"""Session-wide real services: one local Ray instance and the PostgreSQL server.
+
+Ray starts once per test session (2 CPUs, loopback only) and is reused by every test marked ``ray``.
+PostgreSQL comes from ``SPOT_TEST_DATABASE_URL``; when it is unreachable the PostgreSQL tests skip on a
+developer machine and *fail* under ``CI=true``, so CI can never pass without exercising it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+
+def running_in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real public traces and catalog beside the repo (``../shared/data``)."""
+    if not SHARED_DATA.is_dir():
+        if running_in_ci():
+            pytest.fail(f"shared data not found at {SHARED_DATA}")
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[object]:
+    """One real local Ray for the whole session, bound to loopback."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+    yield ray
+    ray.shutdown()
+
+
+def _tcp_reachable(host: str, port: int, timeout_s: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL of the real PostgreSQL test database; fails under CI when it is missing."""
+    url = os.environ.get("SPOT_TEST_DATABASE_URL", DEFAULT_PG_URL)
+    parsed = urlparse(url.replace("+asyncpg", ""))
+    if _tcp_reachable(parsed.hostname or "127.0.0.1", parsed.port or 5432):
+        return url
+    message = f"PostgreSQL not reachable at {url}"
+    if running_in_ci():
+        pytest.fail(message + " (CI=true: a missing PostgreSQL is a failure, not a skip)")
+    pytest.skip(message)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every store test runs twice: on an embedded SQLite file and on the real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'spot.db'}"
+    return str(request.getfixturevalue("postgres_url"))
