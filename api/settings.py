@@ -1,0 +1,68 @@
+"""Runtime settings: the only place that reads the environment (prefix ``SPOT_``).
+
+Built on demand (``Settings()``), never at import time, so tests and the CLI can override anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("data")
+
+
+class Settings(BaseSettings):
+    """Everything the server needs; each field is ``SPOT_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="SPOT_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SPOT_DATABASE_URL", "DATABASE_URL"),
+        description="SQLAlchemy async URL; default: SQLite file under data_dir",
+    )
+    ray_address: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SPOT_RAY_ADDRESS", "RAY_ADDRESS"),
+        description="Ray cluster to join; default: start a local Ray",
+    )
+    ray_num_cpus: int = Field(default=2, ge=1)
+
+    # The demo account: a replay of the bundled real prices and a small fleet that the account owns.
+    replay: bool = True
+    account: str = "demo"
+    prices_path: Path | None = None  # AWS price history (JSON/CSV) or joint-prices file; default: bundled
+    availability_path: Path | None = None  # spot-traces availability bundle; default: bundled
+    replay_speed: float = Field(default=3600.0, gt=0, description="simulated seconds per wall second")
+    replay_tick_interval_s: float = Field(default=0.5, gt=0, description="wall seconds between batches")
+    demo_instance_type: str = "p3.2xlarge"
+    demo_region: str = "us-east-1"
+    demo_fleet_size: int = Field(default=4, ge=0, le=1000)
+    policy: str = "risk_aware"
+
+    admin_api_key: str | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str | None) -> str | None:
+        """Accept the conventional ``postgres://`` / ``postgresql://`` forms and pick the async driver."""
+        if url is None:
+            return None
+        for prefix in ("postgres://", "postgresql://"):
+            if url.startswith(prefix):
+                return "postgresql+asyncpg://" + url.removeprefix(prefix)
+        if url.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
+        return url
+
+    def resolved_database_url(self) -> str:
+        """The configured URL, or an SQLite file under ``data_dir`` (created when missing)."""
+        if self.database_url:
+            return self.database_url
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'spot-optimizer.db').resolve()}"
