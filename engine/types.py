@@ -39,6 +39,7 @@ class Rule(enum.StrEnum):
     INTERRUPTED = "interrupted"  # the instance's pool was taken back; it must go somewhere
     FALLBACK = "fallback"  # no spot pool beats on-demand after risk
     RETURN = "return"  # spot beats on-demand again, for long enough
+    WAITING = "waiting"  # spot beats on-demand, but not yet for long enough to return
     NO_CAPACITY = "no_capacity"  # nowhere to go: no compatible pool is available
 
 
