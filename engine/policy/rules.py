@@ -119,6 +119,20 @@ def apply_rules(
     now_s: float,
 ) -> Choice:
     """Turn a strategy's ``rank`` (N, P + 1; lower is better; inf = not a candidate) into a Choice."""
+    # inf - inf (a pool that was taken back) is an expected NaN here; comparisons treat it as "no".
+    with np.errstate(invalid="ignore"):
+        return _apply_rules(market, fleet, params, rank, proactive=proactive, now_s=now_s)
+
+
+def _apply_rules(
+    market: MarketView,
+    fleet: FleetView,
+    params: PolicyParams,
+    rank: FloatArray,
+    *,
+    proactive: bool,
+    now_s: float,
+) -> Choice:
     n, n_pools = fleet.n_instances, market.n_pools
     cost = expected_cost_matrix(market, fleet, params)
     usable = np.isfinite(cost) & np.isfinite(rank)
@@ -138,6 +152,8 @@ def apply_rules(
     migration = params.restart_hours * 2.0 * np.abs(current_rank) / max(params.payback_hours, 1e-9)
     threshold = threshold + migration
     beats = usable & (rank < (current_rank - threshold)[:, None])
+    # A placement the strategy will not hold at all (inf rank) is beaten by any usable one.
+    beats |= usable & ~np.isfinite(current_rank)[:, None]
     beats[idx, current_col] = False
 
     dwell_ok = (now_s - fleet.last_move_s) >= params.min_dwell_s
@@ -185,8 +201,7 @@ def apply_rules(
             continue
         allowed = allowed_matrix.copy()
         allowed[movers, current_col[movers]] = False
-        with np.errstate(invalid="ignore"):
-            priority = np.where(group, current_cost - np.min(np.where(allowed, cost, np.inf), axis=1), 0.0)
+        priority = np.where(group, current_cost - np.min(np.where(allowed, cost, np.inf), axis=1), 0.0)
         priority = np.nan_to_num(priority, nan=0.0, posinf=1e12, neginf=-1e12)
         if group is forced:
             priority = priority + 1e12  # interrupted instances outrank everything
@@ -212,8 +227,7 @@ def apply_rules(
 
     target_on_demand = target_col == n_pools
     target_pool = np.where(target_on_demand, fleet.pool, target_col).astype(np.intp)
-    with np.errstate(invalid="ignore"):
-        saving = np.where(moved, current_cost - cost[idx, target_col], 0.0)
+    saving = np.where(moved, current_cost - cost[idx, target_col], 0.0)
     saving = np.nan_to_num(saving, nan=0.0, posinf=0.0, neginf=0.0)
     return Choice(
         target_pool=target_pool,

@@ -1,0 +1,293 @@
+"""RegionEngine: the one stateful core object of an (account, region).
+
+It holds the latest price and availability of every pool, the fleet's instances, the online models and
+the policy's memory. ``observe`` takes a whole batch (validated first, applied only if all of it is
+valid, so a bad batch changes nothing), ``decide(now_s)`` returns one explained Decision per instance,
+``apply`` records that a decision was carried out. ``snapshot``/``restore`` checkpoint everything.
+No clock, no I/O: time comes in as ``now_s``.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+import numpy as np
+
+from engine.policy import Policy, PolicyParams, make_policy
+from engine.policy.base import FleetView, MarketView
+from engine.policy.explain import explain
+from engine.types import Action, AvailabilityPoint, Decision, Instance, Lifecycle, Pool, PricePoint
+
+SNAPSHOT_VERSION = 1
+
+
+class BatchRejected(ValueError):
+    """A batch of observations that was refused whole; the message names the entry and the field."""
+
+
+class RiskEstimator(Protocol):
+    """What the engine needs of an online interruption-risk model (engine.learning.risk.RiskModel)."""
+
+    def observe(self, now_s: float, available: Mapping[str, bool],
+                extras: Mapping[str, Mapping[str, float]] | None = None) -> None: ...
+
+    def predict(self, now_s: float, pool_keys: Sequence[str]) -> Any: ...
+
+
+class PriceEstimator(Protocol):
+    """What the engine needs of an online price forecaster (engine.learning.price.PriceForecaster)."""
+
+    def observe(self, now_s: float, prices: Mapping[str, float]) -> None: ...
+
+    def predict(self, now_s: float, pool_keys: Sequence[str], horizon_s: float) -> Any: ...
+
+
+@dataclass(slots=True)
+class PoolState:
+    """What the engine knows about one pool right now."""
+
+    pool: Pool
+    on_demand_usd_per_hour: float
+    price_usd_per_hour: float = math.nan
+    price_at_s: float = math.nan
+    available: bool = True
+    availability_at_s: float = math.nan
+    capacity_score: float = 1.0  # time-weighted recent availability share
+
+
+@dataclass(slots=True)
+class InstanceState:
+    instance: Instance
+    last_move_s: float
+    spot_better_since_s: float = math.nan
+
+
+@dataclass(slots=True)
+class RegionEngine:
+    """Prices, availability, fleet, models and policy memory of one (account, region)."""
+
+    region: str
+    policy: Policy = field(default_factory=lambda: make_policy("risk_aware"))
+    risk_model: RiskEstimator | None = None
+    price_model: PriceEstimator | None = None
+    compatible_types: Callable[[str], Collection[str]] = field(default=lambda t: (t,))
+    capacity_window_s: float = 6 * 3600.0
+    pools: dict[Pool, PoolState] = field(default_factory=dict)
+    instances: dict[str, InstanceState] = field(default_factory=dict)
+    replacements: dict[str, deque[float]] = field(default_factory=dict)  # fleet -> voluntary move times
+    last_observed_s: float = -math.inf
+
+    @property
+    def params(self) -> PolicyParams:
+        return self.policy.params
+
+    # -- pools and fleet -------------------------------------------------------------------------------
+    def add_pool(self, pool: Pool, on_demand_usd_per_hour: float) -> None:
+        """Register a pool (its on-demand price is that of its instance type in this region)."""
+        if pool.region != self.region:
+            raise ValueError(f"pool {pool.key} is not in region {self.region}")
+        if not (on_demand_usd_per_hour > 0 and math.isfinite(on_demand_usd_per_hour)):
+            raise ValueError(f"pool {pool.key}: on-demand price must be positive, got {on_demand_usd_per_hour}")
+        if pool not in self.pools:
+            self.pools[pool] = PoolState(pool, on_demand_usd_per_hour)
+
+    def upsert_instance(self, instance: Instance, now_s: float) -> None:
+        if instance.pool not in self.pools:
+            raise ValueError(f"instance {instance.instance_id}: unknown pool {instance.pool.key}")
+        known = self.instances.get(instance.instance_id)
+        self.instances[instance.instance_id] = InstanceState(
+            instance, known.last_move_s if known else min(now_s, instance.launched_at_s)
+        )
+
+    def remove_instance(self, instance_id: str) -> None:
+        self.instances.pop(instance_id, None)
+
+    # -- observations ----------------------------------------------------------------------------------
+    def _validate(self, prices: Sequence[PricePoint], availability: Sequence[AvailabilityPoint],
+                  now_s: float) -> None:
+        if not math.isfinite(now_s):
+            raise BatchRejected(f"now_s must be a finite time, got {now_s!r}")
+        for kind, points in (("prices", prices), ("availability", availability)):
+            for i, point in enumerate(points):
+                where = f"{kind}[{i}]"
+                if not isinstance(point, PricePoint | AvailabilityPoint):
+                    raise BatchRejected(f"{where}: expected a price or availability point, got {type(point)}")
+                if point.pool not in self.pools:
+                    raise BatchRejected(f"{where}: field 'pool': unknown pool {point.pool.key} in {self.region}")
+                if not math.isfinite(point.timestamp_s):
+                    raise BatchRejected(f"{where}: field 'timestamp_s': {point.timestamp_s!r} is not a time")
+                if point.timestamp_s > now_s:
+                    raise BatchRejected(f"{where}: field 'timestamp_s': {point.timestamp_s} is after now")
+                if isinstance(point, PricePoint) and not (
+                    math.isfinite(point.price_usd_per_hour) and point.price_usd_per_hour >= 0
+                ):
+                    raise BatchRejected(
+                        f"{where}: field 'price_usd_per_hour': {point.price_usd_per_hour!r} is not a price"
+                    )
+
+    def observe(self, prices: Sequence[PricePoint], availability: Sequence[AvailabilityPoint],
+                now_s: float) -> list[str]:
+        """Take one batch of observations; returns the ids of instances it interrupted.
+
+        The whole batch is validated before anything changes: a bad entry rejects all of it.
+        """
+        self._validate(prices, availability, now_s)
+        for point in sorted(prices, key=lambda p: p.timestamp_s):
+            state = self.pools[point.pool]
+            if not point.timestamp_s < state.price_at_s:  # NaN-safe "not older"
+                state.price_usd_per_hour = point.price_usd_per_hour
+                state.price_at_s = point.timestamp_s
+        dt = 0.0 if not math.isfinite(self.last_observed_s) else max(0.0, now_s - self.last_observed_s)
+        decay = math.exp(-dt / self.capacity_window_s)
+        newest: dict[Pool, AvailabilityPoint] = {}
+        for point in availability:
+            if point.pool not in newest or point.timestamp_s >= newest[point.pool].timestamp_s:
+                newest[point.pool] = point
+        for pool, point in newest.items():
+            state = self.pools[pool]
+            if not point.timestamp_s < state.availability_at_s:
+                state.available = point.available
+                state.availability_at_s = point.timestamp_s
+        for state in self.pools.values():
+            state.capacity_score = decay * state.capacity_score + (1 - decay) * float(state.available)
+        self.last_observed_s = max(self.last_observed_s, now_s)
+
+        keys = [p.key for p in self.pools]
+        if self.risk_model is not None and availability:
+            extras = {
+                s.pool.key: {"price_ratio": s.price_usd_per_hour / s.on_demand_usd_per_hour}
+                for s in self.pools.values() if math.isfinite(s.price_usd_per_hour)
+            }
+            self.risk_model.observe(now_s, {k: self.pools[Pool.from_key(k)].available for k in keys}, extras)
+        if self.price_model is not None and prices:
+            self.price_model.observe(now_s, {
+                s.pool.key: s.price_usd_per_hour for s in self.pools.values() if math.isfinite(s.price_usd_per_hour)
+            })
+
+        interrupted = []
+        for instance_id, state in self.instances.items():
+            inst = state.instance
+            if inst.lifecycle is Lifecycle.SPOT and not inst.interrupted and not self.pools[inst.pool].available:
+                state.instance = replace(inst, interrupted=True)
+                interrupted.append(instance_id)
+        return interrupted
+
+    # -- decisions -------------------------------------------------------------------------------------
+    def market_view(self, now_s: float) -> MarketView:
+        """The pools as the policy sees them: predicted price, risk, availability, capacity."""
+        states = list(self.pools.values())
+        keys = [s.pool.key for s in states]
+        price = np.array([s.price_usd_per_hour for s in states], dtype=np.float64)
+        if self.price_model is not None and keys:
+            horizon_s = max(3600.0, self.params.risk_horizon_s)
+            forecast = np.asarray(self.price_model.predict(now_s, keys, horizon_s), dtype=np.float64)
+            price = np.where(np.isfinite(forecast), forecast, price)
+        if self.risk_model is not None and keys:
+            risk = np.asarray(self.risk_model.predict(now_s, keys), dtype=np.float64)
+        else:
+            risk = np.array([0.0 if s.available else 1.0 for s in states])
+        return MarketView(
+            pools=tuple(s.pool for s in states),
+            spot_price=price[None, :],
+            risk=np.nan_to_num(risk, nan=0.5)[None, :],
+            available=np.array([s.available for s in states], dtype=bool)[None, :],
+            capacity_score=np.array([s.capacity_score for s in states])[None, :],
+            on_demand_price=np.array([s.on_demand_usd_per_hour for s in states]),
+        )
+
+    def _budget_left(self, fleet: str, now_s: float) -> int:
+        moves = self.replacements.setdefault(fleet, deque())
+        while moves and moves[0] <= now_s - self.params.budget_window_s:
+            moves.popleft()
+        return max(0, self.params.budget_per_window - len(moves))
+
+    def fleet_view(self, market: MarketView, now_s: float) -> tuple[FleetView, list[InstanceState]]:
+        states = sorted(self.instances.values(), key=lambda s: s.instance.instance_id)
+        col = {pool: i for i, pool in enumerate(market.pools)}
+        fleets = sorted({s.instance.fleet for s in states})
+        fleet_idx = {f: i for i, f in enumerate(fleets)}
+        compatible = np.zeros((len(states), len(market.pools)), dtype=bool)
+        od_price = np.zeros(len(states))
+        for i, s in enumerate(states):
+            allowed = set(self.compatible_types(s.instance.pool.instance_type))
+            compatible[i] = [p.instance_type in allowed for p in market.pools]
+            od_price[i] = self.pools[s.instance.pool].on_demand_usd_per_hour
+        view = FleetView(
+            market_row=np.zeros(len(states), dtype=np.intp),
+            fleet=np.array([fleet_idx[s.instance.fleet] for s in states], dtype=np.intp),
+            pool=np.array([col[s.instance.pool] for s in states], dtype=np.intp),
+            on_demand=np.array([s.instance.lifecycle is Lifecycle.ON_DEMAND for s in states], dtype=bool),
+            interrupted=np.array([s.instance.interrupted for s in states], dtype=bool),
+            compatible=compatible,
+            on_demand_price=od_price,
+            last_move_s=np.array([s.last_move_s for s in states], dtype=np.float64),
+            spot_better_since_s=np.array([s.spot_better_since_s for s in states], dtype=np.float64),
+            budget_left=np.array([self._budget_left(f, now_s) for f in fleets], dtype=np.intp),
+        )
+        return view, states
+
+    def decide(self, now_s: float) -> list[Decision]:
+        """One explained decision per instance (KEEPs included), in instance-id order."""
+        if not self.instances:
+            return []
+        market = self.market_view(now_s)
+        fleet, states = self.fleet_view(market, now_s)
+        choice = self.policy.decide(market, fleet, now_s)
+        decisions = []
+        for i, state in enumerate(states):
+            state.spot_better_since_s = float(choice.spot_better_since_s[i])
+            decisions.append(explain(choice, i, state.instance, market, fleet, now_s=now_s,
+                                     policy=self.policy.name))
+        return decisions
+
+    def apply(self, decision: Decision, now_s: float) -> Instance:
+        """Record that a decision was carried out: the instance now runs at its target placement."""
+        state = self.instances[decision.instance_id]
+        if decision.action is Action.KEEP:
+            return state.instance
+        if not state.instance.interrupted:  # only voluntary moves spend the disruption budget
+            self.replacements.setdefault(state.instance.fleet, deque()).append(now_s)
+        state.instance = replace(state.instance, pool=decision.to_pool, lifecycle=decision.to_lifecycle,
+                                 interrupted=False, launched_at_s=now_s)
+        state.last_move_s = now_s
+        return state.instance
+
+    # -- reads -----------------------------------------------------------------------------------------
+    def latest_prices(self) -> list[PricePoint]:
+        return [PricePoint(s.pool, s.price_usd_per_hour, s.price_at_s)
+                for s in self.pools.values() if math.isfinite(s.price_usd_per_hour)]
+
+    def pool_states(self) -> list[PoolState]:
+        return list(self.pools.values())
+
+    def fleet(self) -> list[Instance]:
+        return [s.instance for s in sorted(self.instances.values(), key=lambda s: s.instance.instance_id)]
+
+    # -- checkpoints -----------------------------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        """Everything, models included, as a versioned pickle."""
+        state = {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        state.pop("compatible_types")
+        return pickle.dumps({"version": SNAPSHOT_VERSION, "state": state})
+
+    @classmethod
+    def restore(cls, blob: bytes, compatible_types: Callable[[str], Collection[str]] | None = None
+                ) -> RegionEngine:
+        doc = pickle.loads(blob)
+        if not isinstance(doc, dict) or doc.get("version") != SNAPSHOT_VERSION:
+            found = doc.get("version") if isinstance(doc, dict) else type(doc).__name__
+            raise ValueError(f"RegionEngine snapshot version {found!r} is not {SNAPSHOT_VERSION}")
+        engine = cls(**doc["state"])
+        if compatible_types is not None:
+            engine.compatible_types = compatible_types
+        return engine
+
+
+def pools_of_region(pools: Iterable[Pool], region: str) -> list[Pool]:
+    """The pools that lie in a region, in a stable order."""
+    return sorted(p for p in pools if p.region == region)

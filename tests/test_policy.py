@@ -1,0 +1,261 @@
+"""The policy contract: every strategy, the shared safety rules, and their explanations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.policy import POLICY_NAMES, PolicyParams, UnknownPolicy, make_policy
+from engine.policy.base import ACTIONS, RULES, FleetView, MarketView
+from engine.types import Action, Pool, Rule
+
+OD = 3.0
+
+
+def market(
+    prices: list[float] | None = None,
+    risk: list[float] | None = None,
+    available: list[bool] | None = None,
+    capacity: list[float] | None = None,
+) -> MarketView:
+    prices = prices if prices is not None else [1.0, 0.8, 0.6]
+    n = len(prices)
+    return MarketView(
+        pools=tuple(Pool("m5.large", f"us-east-1{'abcdef'[i]}") for i in range(n)),
+        spot_price=np.array([prices], dtype=float),
+        risk=np.array([risk if risk is not None else [0.0] * n], dtype=float),
+        available=np.array([available if available is not None else [True] * n]),
+        capacity_score=np.array([capacity if capacity is not None else [1.0] * n], dtype=float),
+        on_demand_price=np.full(n, OD),
+    )
+
+
+def fleet(
+    pools: list[int] | None = None,
+    n_pools: int = 3,
+    on_demand: list[bool] | None = None,
+    interrupted: list[bool] | None = None,
+    fleets: list[int] | None = None,
+    last_move_s: float = -1e9,
+    budget: list[int] | None = None,
+    compatible: np.ndarray | None = None,
+    better_since: list[float] | None = None,
+) -> FleetView:
+    pools = pools if pools is not None else [0]
+    n = len(pools)
+    fleets = fleets if fleets is not None else [0] * n
+    n_fleets = max(fleets) + 1
+    return FleetView(
+        market_row=np.zeros(n, dtype=np.intp),
+        fleet=np.array(fleets, dtype=np.intp),
+        pool=np.array(pools, dtype=np.intp),
+        on_demand=np.array(on_demand if on_demand is not None else [False] * n),
+        interrupted=np.array(interrupted if interrupted is not None else [False] * n),
+        compatible=compatible if compatible is not None else np.ones((n, n_pools), dtype=bool),
+        on_demand_price=np.full(n, OD),
+        last_move_s=np.full(n, last_move_s),
+        spot_better_since_s=np.array(better_since if better_since is not None else [np.nan] * n),
+        budget_left=np.array(budget if budget is not None else [100] * n_fleets, dtype=np.intp),
+    )
+
+
+def decide(name: str, m: MarketView, f: FleetView, now_s: float = 0.0, **params: float):
+    return make_policy(name, PolicyParams(**params)).decide(m, f, now_s)
+
+
+def test_lowest_price_moves_to_the_cheapest_pool_when_the_saving_beats_the_threshold() -> None:
+    choice = decide("lowest_price", market([1.0, 0.8, 0.6]), fleet([0]))
+    assert choice.actions() == [Action.REPLACE]
+    assert choice.rules() == [Rule.SAVING]
+    assert choice.target_pool.tolist() == [2]
+    assert choice.saving_usd_per_hour[0] == pytest.approx(0.4)
+
+
+def test_a_saving_below_the_threshold_keeps_the_instance() -> None:
+    choice = decide("lowest_price", market([1.0, 0.97, 0.99]), fleet([0]), min_saving_fraction=0.05)
+    assert choice.actions() == [Action.KEEP]
+    assert choice.rules() == [Rule.BELOW_THRESHOLD]
+
+
+def test_minimum_dwell_blocks_a_voluntary_move_until_it_has_passed() -> None:
+    params = {"min_dwell_s": 3600.0}
+    recent = decide("lowest_price", market(), fleet([0], last_move_s=0.0), now_s=600.0, **params)
+    assert (recent.actions(), recent.rules()) == ([Action.KEEP], [Rule.DWELL])
+    later = decide("lowest_price", market(), fleet([0], last_move_s=0.0), now_s=3600.0, **params)
+    assert later.actions() == [Action.REPLACE]
+
+
+def test_an_interrupted_instance_moves_even_inside_the_dwell_time_and_without_budget() -> None:
+    m = market([0.5, 0.8, 0.9], available=[False, True, True])
+    choice = decide("lowest_price", m, fleet([0], interrupted=[True], last_move_s=0.0, budget=[0]), now_s=1.0)
+    assert choice.actions() == [Action.REPLACE]
+    assert choice.rules() == [Rule.INTERRUPTED]
+    assert choice.target_pool.tolist() == [1]
+
+
+def test_an_interrupted_instance_falls_back_to_on_demand_when_no_pool_is_available() -> None:
+    m = market(available=[False, False, False])
+    choice = decide("risk_aware", m, fleet([1], interrupted=[True]))
+    assert choice.actions() == [Action.FALLBACK_ON_DEMAND]
+    assert choice.target_on_demand.tolist() == [True]
+
+
+def test_risk_aware_prefers_a_safer_pool_over_a_cheaper_risky_one() -> None:
+    m = market([1.0, 0.6, 0.7], risk=[0.0, 0.9, 0.02])
+    risk_aware = decide("risk_aware", m, fleet([0]), restart_hours=0.5)
+    lowest = decide("lowest_price", m, fleet([0]), restart_hours=0.5)
+    assert risk_aware.target_pool.tolist() == [2]
+    assert lowest.target_pool.tolist() == [1]
+
+
+def test_risk_aware_falls_back_when_no_spot_pool_beats_on_demand_after_risk() -> None:
+    m = market([1.0, 1.1, 1.2], risk=[1.0, 1.0, 1.0])
+    choice = decide("risk_aware", m, fleet([0]), restart_hours=1.0, interruption_penalty_usd=5.0)
+    assert choice.actions() == [Action.FALLBACK_ON_DEMAND]
+    assert choice.rules() == [Rule.FALLBACK]
+
+
+def test_return_to_spot_waits_for_the_hysteresis_then_returns() -> None:
+    m = market([1.0, 0.8, 0.6])
+    first = decide("risk_aware", m, fleet([0], on_demand=[True]), now_s=100.0, return_after_s=1800.0)
+    assert (first.actions(), first.rules()) == ([Action.KEEP], [Rule.WAITING])
+    assert first.spot_better_since_s.tolist() == [100.0]
+    still = decide("risk_aware", m, fleet([0], on_demand=[True], better_since=[100.0]), now_s=1000.0,
+                   return_after_s=1800.0)
+    assert still.actions() == [Action.KEEP]
+    done = decide("risk_aware", m, fleet([0], on_demand=[True], better_since=[100.0]), now_s=1900.0,
+                  return_after_s=1800.0)
+    assert (done.actions(), done.rules()) == ([Action.RETURN_TO_SPOT], [Rule.RETURN])
+    assert np.isnan(done.spot_better_since_s[0])
+
+
+def test_the_disruption_budget_lets_only_the_largest_savings_move() -> None:
+    m = market([1.0, 0.9, 0.2])
+    f = fleet([0, 1, 0], budget=[1])
+    choice = decide("lowest_price", m, f)
+    assert choice.actions().count(Action.REPLACE) == 1
+    assert choice.rules()[1] == Rule.BUDGET or choice.rules()[0] == Rule.BUDGET
+    moved = int(np.flatnonzero(choice.action == ACTIONS.index(Action.REPLACE))[0])
+    assert moved in (0, 2)  # the ones in the dearest pool gain the most
+
+
+def test_the_spread_cap_sends_the_overflow_to_the_next_best_pool() -> None:
+    m = market([1.0, 0.8, 0.6])
+    choice = decide("lowest_price", m, fleet([0, 0, 0, 0]), max_pool_share=0.5)
+    targets = choice.target_pool.tolist()
+    assert targets.count(2) == 2
+    assert targets.count(1) == 2
+
+
+def test_capacity_optimized_picks_the_most_available_pool_on_interruption_only() -> None:
+    m = market([1.0, 0.5, 0.9], available=[False, True, True], capacity=[0.1, 0.3, 0.95])
+    choice = decide("capacity_optimized", m, fleet([0, 1], interrupted=[True, False]))
+    assert choice.target_pool.tolist() == [2, 1]
+    assert choice.actions() == [Action.REPLACE, Action.KEEP]
+
+
+def test_price_capacity_optimized_takes_the_cheapest_of_the_high_capacity_pools() -> None:
+    m = market([0.3, 0.5, 0.9], available=[True, True, True], capacity=[0.1, 0.9, 0.95])
+    choice = decide("price_capacity_optimized", m, fleet([2], interrupted=[True], n_pools=3))
+    assert choice.target_pool.tolist() == [1]
+
+
+def test_reactive_never_moves_a_running_instance() -> None:
+    choice = decide("reactive", market([1.0, 0.1, 0.1]), fleet([0]))
+    assert choice.actions() == [Action.KEEP]
+
+
+def test_on_demand_policy_moves_spot_instances_to_on_demand() -> None:
+    choice = decide("on_demand", market(), fleet([0, 1]))
+    assert choice.target_on_demand.tolist() == [True, True]
+    assert choice.actions() == [Action.FALLBACK_ON_DEMAND] * 2
+
+
+def test_unknown_policy_names_the_choices() -> None:
+    with pytest.raises(UnknownPolicy, match="risk_aware"):
+        make_policy("cheapest")
+
+
+def test_invalid_params_are_refused() -> None:
+    with pytest.raises(ValueError, match="max_pool_share"):
+        PolicyParams(max_pool_share=0.0)
+
+
+# --- properties over every policy -------------------------------------------------------------------
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> tuple[MarketView, FleetView, float]:
+    n_pools = draw(st.integers(1, 5))
+    n = draw(st.integers(1, 8))
+    floats = st.floats(0.05, 5.0)
+    m = market(
+        prices=draw(st.lists(floats, min_size=n_pools, max_size=n_pools)),
+        risk=draw(st.lists(st.floats(0.0, 1.0), min_size=n_pools, max_size=n_pools)),
+        available=draw(st.lists(st.booleans(), min_size=n_pools, max_size=n_pools)),
+        capacity=draw(st.lists(st.floats(0.0, 1.0), min_size=n_pools, max_size=n_pools)),
+    )
+    compatible = np.array(draw(st.lists(st.lists(st.booleans(), min_size=n_pools, max_size=n_pools),
+                                        min_size=n, max_size=n)))
+    pools = draw(st.lists(st.integers(0, n_pools - 1), min_size=n, max_size=n))
+    compatible[np.arange(n), pools] = True  # an instance is compatible with where it runs
+    f = fleet(
+        pools=pools,
+        n_pools=n_pools,
+        on_demand=draw(st.lists(st.booleans(), min_size=n, max_size=n)),
+        interrupted=draw(st.lists(st.booleans(), min_size=n, max_size=n)),
+        fleets=draw(st.lists(st.integers(0, 1), min_size=n, max_size=n).filter(lambda x: 0 in x)),
+        budget=draw(st.lists(st.integers(0, 3), min_size=2, max_size=2)),
+        compatible=compatible,
+        last_move_s=draw(st.sampled_from([-1e9, 0.0])),
+    )
+    return m, f, draw(st.floats(0.0, 7200.0))
+
+
+@pytest.mark.parametrize("name", POLICY_NAMES)
+@settings(max_examples=60, deadline=None)
+@given(scenario=scenarios(), share=st.sampled_from([0.34, 0.5, 1.0]))
+def test_every_policy_keeps_the_contract(name: str, scenario: tuple[MarketView, FleetView, float],
+                                         share: float) -> None:
+    m, f, now_s = scenario
+    policy = make_policy(name, PolicyParams(max_pool_share=share, min_dwell_s=3600.0))
+    choice = policy.decide(m, f, now_s)
+    again = policy.decide(m, f, now_s)
+    n = f.n_instances
+    # Deterministic.
+    assert np.array_equal(choice.target_pool, again.target_pool)
+    assert np.array_equal(choice.action, again.action)
+    actions = [ACTIONS[a] for a in choice.action]
+    moved = np.array([a is not Action.KEEP for a in actions])
+    spot_target = moved & ~choice.target_on_demand
+    # Never an incompatible or unavailable spot pool.
+    assert f.compatible[np.arange(n)[spot_target], choice.target_pool[spot_target]].all()
+    assert m.available[0, choice.target_pool[spot_target]].all()
+    # Voluntary moves never exceed the budget, nor happen inside the dwell time.
+    voluntary = moved & ~(f.interrupted & ~f.on_demand)
+    for k in range(f.n_fleets):
+        assert int((voluntary & (f.fleet == k)).sum()) <= int(f.budget_left[k])
+    assert not (voluntary & ((now_s - f.last_move_s) < 3600.0)).any()
+    # The spread cap holds for every pool a move sends instances into.
+    sizes = np.bincount(f.fleet, minlength=f.n_fleets)
+    final_pool = np.where(moved, choice.target_pool, f.pool)
+    final_spot = np.where(moved, ~choice.target_on_demand, ~f.on_demand & ~f.interrupted)
+    for k in range(f.n_fleets):
+        cap = max(1, int(np.ceil(sizes[k] * share - 1e-9)))
+        for p in set(choice.target_pool[spot_target & (f.fleet == k)].tolist()):
+            assert int((final_spot & (final_pool == p) & (f.fleet == k)).sum()) <= cap
+    # An instance kept where it is carries a 'keep' rule, never a move rule.
+    kept_rules = {RULES[r] for r, a in zip(choice.rule, actions, strict=True) if a is Action.KEEP}
+    assert not kept_rules & {Rule.SAVING, Rule.INTERRUPTED, Rule.FALLBACK, Rule.RETURN}
+
+
+@pytest.mark.parametrize("name", POLICY_NAMES)
+def test_every_policy_keeps_when_nothing_beats_the_threshold(name: str) -> None:
+    m = market([1.0, 1.0, 1.0])
+    choice = decide(name, m, fleet([0, 1, 2], on_demand=[False] * 3))
+    if name == "on_demand":
+        assert set(choice.actions()) == {Action.FALLBACK_ON_DEMAND}
+    else:
+        assert set(choice.actions()) == {Action.KEEP}
