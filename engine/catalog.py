@@ -182,6 +182,8 @@ class Catalog:
                 for instance_type in zones[zone]:
                     offered.setdefault((instance_type, region), []).append(zone)
         self._offered = {key: tuple(zones) for key, zones in offered.items()}
+        # the catalog never changes, and policies ask the same question every tick
+        self._compatible: dict[tuple[str, str, float], tuple[str, ...]] = {}
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> Catalog:
@@ -255,10 +257,16 @@ class Catalog:
         """Types that can run the same workload in the region, cheapest on demand first; always
         includes ``instance_type`` itself. When the type has no known price in the region, nothing
         can be weighed against it and the answer is the type alone."""
+        key = (instance_type, region, max_price_ratio)
+        if key not in self._compatible:
+            self._compatible[key] = self._find_compatible(instance_type, region, max_price_ratio)
+        return list(self._compatible[key])
+
+    def _find_compatible(self, instance_type: str, region: str, max_price_ratio: float) -> tuple[str, ...]:
         source = self.spec(instance_type)
         base = source.on_demand_usd_per_hour.get(region)
         if base is None:
-            return [instance_type]
+            return (instance_type,)
         limit = base * max_price_ratio
         priced: list[tuple[float, str]] = [(base, instance_type)]
         for name, target in self._specs.items():
@@ -267,7 +275,7 @@ class Catalog:
                 continue
             if can_run(source, target):
                 priced.append((price, name))
-        return [name for _, name in sorted(priced)]
+        return tuple(name for _, name in sorted(priced))
 
     def compatible_pools(
         self,
