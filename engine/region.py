@@ -108,7 +108,7 @@ class RegionEngine:
         self.instances.pop(instance_id, None)
 
     # -- observations ----------------------------------------------------------------------------------
-    def _validate(self, prices: Sequence[PricePoint], availability: Sequence[AvailabilityPoint],
+    def validate(self, prices: Sequence[PricePoint], availability: Sequence[AvailabilityPoint],
                   now_s: float) -> None:
         if not math.isfinite(now_s):
             raise BatchRejected(f"now_s must be a finite time, got {now_s!r}")
@@ -136,7 +136,7 @@ class RegionEngine:
 
         The whole batch is validated before anything changes: a bad entry rejects all of it.
         """
-        self._validate(prices, availability, now_s)
+        self.validate(prices, availability, now_s)
         for point in sorted(prices, key=lambda p: p.timestamp_s):
             state = self.pools[point.pool]
             if not point.timestamp_s < state.price_at_s:  # NaN-safe "not older"
@@ -158,7 +158,8 @@ class RegionEngine:
         self.last_observed_s = max(self.last_observed_s, now_s)
 
         keys = [p.key for p in self.pools]
-        if self.risk_model is not None and availability:
+        # The risk model learns from the state of every pool at every tick, changed or not.
+        if self.risk_model is not None and keys:
             extras = {
                 s.pool.key: {"price_ratio": s.price_usd_per_hour / s.on_demand_usd_per_hour}
                 for s in self.pools.values() if math.isfinite(s.price_usd_per_hour)

@@ -85,13 +85,18 @@ class Pool:
 
 
 def region_of_zone(availability_zone: str) -> str:
-    """Strip the zone letter (and Local Zone suffixes never occur in our data).
+    """Strip the zone letter: AWS ``us-east-1f`` and GCP ``us-central1-a`` alike.
 
     >>> region_of_zone("us-east-1f")
     'us-east-1'
+    >>> region_of_zone("us-central1-a")
+    'us-central1'
     """
     if not availability_zone or not availability_zone[-1].isalpha():
         raise ValueError(f"not an availability zone: {availability_zone!r}")
+    head, sep, letter = availability_zone.rpartition("-")
+    if sep and len(letter) == 1 and head[-1:].isdigit():
+        return head
     return availability_zone[:-1]
 
 

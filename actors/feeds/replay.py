@@ -1,0 +1,112 @@
+"""Replay recorded spot prices and availability into region actors at a chosen speed.
+
+Every ``interval_s`` of wall time the feed advances simulated time by ``speed x interval_s`` and sends each
+region's actor one batch: the ticks it passed, each with the prices and availability that changed (all of
+them on the first tick). At the end of the trace it starts again, shifted forward in time, so the clock
+never runs backwards and a demo can run for as long as it is left on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine.market import MarketTrace
+from engine.types import AvailabilityPoint, PricePoint
+
+log = logging.getLogger(__name__)
+
+Tick = tuple[float, list[PricePoint], list[AvailabilityPoint]]
+Sender = Callable[[str, list[Tick]], Awaitable[Any]]
+
+
+@dataclass(slots=True)
+class ReplayFeed:
+    """Plays a MarketTrace into per-region senders."""
+
+    trace: MarketTrace
+    send: Sender  # (region, ticks) -> awaitable; one call per region per batch
+    speed: float = 3600.0  # simulated seconds per wall second
+    interval_s: float = 0.5
+    loop: bool = True
+    next_tick: int = 0
+    lap: int = 0
+    batches_sent: int = 0
+    errors: int = 0
+    _last_price: np.ndarray | None = field(default=None, repr=False)
+    _last_available: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.trace.spot_price is None:
+            raise ValueError("the replay needs prices: load the trace with a prices file")
+        if not (self.speed > 0 and self.interval_s > 0):
+            raise ValueError("speed and interval_s must be positive")
+
+    @property
+    def regions(self) -> list[str]:
+        return sorted({p.region for p in self.trace.pools})
+
+    def now_s(self, tick: int) -> float:
+        return self.trace.timestamp_s(tick) + self.lap * self.trace.n_ticks * self.trace.tick_s
+
+    def ticks_per_batch(self) -> int:
+        return max(1, math.floor(self.speed * self.interval_s / self.trace.tick_s))
+
+    def take_batch(self) -> dict[str, list[Tick]] | None:
+        """The next batch of ticks grouped by region; None when the trace is over (and not looping)."""
+        trace = self.trace
+        assert trace.spot_price is not None
+        if self.next_tick >= trace.n_ticks:
+            if not self.loop:
+                return None
+            self.next_tick, self.lap = 0, self.lap + 1
+        end = min(trace.n_ticks, self.next_tick + self.ticks_per_batch())
+        batch: dict[str, list[Tick]] = {region: [] for region in self.regions}
+        for t in range(self.next_tick, end):
+            now = self.now_s(t)
+            price, available = trace.spot_price[t], trace.available[t]
+            first = self._last_price is None or self._last_available is None
+            price_changed = np.ones(trace.n_pools, bool) if first else price != self._last_price
+            avail_changed = np.ones(trace.n_pools, bool) if first else available != self._last_available
+            per_region: dict[str, Tick] = {r: (now, [], []) for r in self.regions}
+            for p, pool in enumerate(trace.pools):
+                if price_changed[p]:
+                    per_region[pool.region][1].append(PricePoint(pool, float(price[p]), now))
+                if avail_changed[p]:
+                    per_region[pool.region][2].append(AvailabilityPoint(pool, bool(available[p]), now))
+            for region, tick in per_region.items():
+                batch[region].append(tick)
+            self._last_price, self._last_available = price.copy(), available.copy()
+        self.next_tick = end
+        return batch
+
+    async def step(self) -> bool:
+        """Send one batch to every region; False when the trace is over."""
+        batch = self.take_batch()
+        if batch is None:
+            return False
+        results = await asyncio.gather(*(self.send(region, ticks) for region, ticks in batch.items()),
+                                       return_exceptions=True)
+        for region, result in zip(batch, results, strict=True):
+            if isinstance(result, BaseException):
+                self.errors += 1
+                log.error("replay batch for region=%s failed: %s", region, result)
+        self.batches_sent += 1
+        return True
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Play until the trace ends (when not looping) or ``stop`` is set."""
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
+            if not await self.step():
+                return
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.interval_s)
+            except TimeoutError:
+                pass

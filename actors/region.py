@@ -1,0 +1,224 @@
+"""RegionActor: the live shell around one RegionEngine, for one (account, region).
+
+A plain async class (``actors/remote.py`` applies ``ray.remote``), so its logic is tested without a
+cluster. One call per batch of observations: validate and learn (the engine rejects a bad batch whole),
+decide, carry the decisions out through the executor, publish them on the stream host, persist them in one
+transaction. Failures after validation are caught per tick, logged with account and region, counted, and
+the actor goes on.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors.executor import Executor, Outcome, make_executor
+from actors.store import Store
+from actors.store.codec import decision_to_json
+from actors.stream import stream_key
+from engine.catalog import default_catalog
+from engine.learning.price import PriceForecaster
+from engine.learning.risk import RiskModel
+from engine.policy import PolicyParams, make_policy
+from engine.region import RegionEngine
+from engine.types import Action, AvailabilityPoint, Decision, Instance, Pool, PricePoint, Rule
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RegionConfig:
+    account: str
+    region: str
+    policy: str = "risk_aware"
+    params: PolicyParams = field(default_factory=PolicyParams)
+    database_url: str | None = None
+    executor: str = "simulated"
+    seed: int = 0
+
+
+@functools.lru_cache(maxsize=256)
+def _compatible_types(region: str, instance_type: str) -> tuple[str, ...]:
+    catalog = default_catalog()
+    if instance_type not in catalog:
+        return (instance_type,)
+    return tuple(catalog.compatible_types(instance_type, region))
+
+
+class RegionActor:
+    """Live prices, instance state and models of one (account, region)."""
+
+    def __init__(self, config: RegionConfig, hub: Any = None, executor: Executor | None = None) -> None:
+        self.config = config
+        self.hub = hub  # a StreamHost, or a Ray handle to one; None: publish nowhere
+        self.executor = executor or make_executor(config.executor)
+        region = config.region
+        self.engine = RegionEngine(
+            region,
+            policy=make_policy(config.policy, config.params),
+            risk_model=RiskModel(horizon_s=config.params.risk_horizon_s, seed=config.seed),
+            price_model=PriceForecaster(),
+            compatible_types=lambda t: _compatible_types(region, t),
+        )
+        self.store: Store | None = None
+        self.seq = 0
+        self.last_rule: dict[str, Rule] = {}
+        self.stats = {"batches": 0, "rejected_batches": 0, "tick_errors": 0, "decisions": 0, "published": 0}
+        self.last_tick_s = math.nan
+        self.last_tick_latency_s = math.nan
+
+    async def _open_store(self) -> Store | None:
+        if self.store is None and self.config.database_url:
+            self.store = await Store.open(self.config.database_url, migrate=False)
+            self.seq = await self.store.max_decision_seq(self.config.account, self.config.region)
+        return self.store
+
+    async def ready(self) -> bool:
+        await self._open_store()
+        return True
+
+    # -- setup -----------------------------------------------------------------------------------------
+    async def add_pools(self, pools: Sequence[tuple[str, float]]) -> int:
+        """Register pools as (``type@zone``, on-demand USD/hour); returns how many the engine knows."""
+        for key, on_demand in pools:
+            self.engine.add_pool(Pool.from_key(key), on_demand)
+        return len(self.engine.pools)
+
+    async def set_fleet(self, instances: Sequence[Instance], now_s: float) -> int:
+        for instance in instances:
+            self.engine.upsert_instance(instance, now_s)
+        store = await self._open_store()
+        if store is not None:
+            await store.upsert_instances(self.config.account, self.config.region, self.engine.fleet(), now_s)
+        return len(self.engine.instances)
+
+    # -- the tick --------------------------------------------------------------------------------------
+    async def ingest(self, prices: Sequence[PricePoint], availability: Sequence[AvailabilityPoint],
+                     now_s: float) -> dict[str, Any]:
+        """One batch of observations -> decisions. A bad batch raises BatchRejected and changes nothing."""
+        started = time.perf_counter()
+        try:
+            interrupted = self.engine.observe(prices, availability, now_s)
+        except ValueError:
+            self.stats["rejected_batches"] += 1
+            raise
+        self.stats["batches"] += 1
+        published: list[dict[str, Any]] = []
+        try:
+            decisions = self.engine.decide(now_s)
+            changes = [d for d in decisions if d.action is not Action.KEEP]
+            for result in await self.executor.execute(changes):
+                if result.outcome is Outcome.APPLIED:
+                    self.engine.apply(result.decision, now_s)
+            published = await self._publish(self._newsworthy(decisions), now_s)
+        except Exception:
+            self.stats["tick_errors"] += 1
+            log.exception("tick failed for account=%s region=%s", self.config.account, self.config.region)
+        self.last_tick_s = now_s
+        self.last_tick_latency_s = time.perf_counter() - started
+        return {"interrupted": interrupted, "published": len(published),
+                "last_seq": self.seq, "latency_s": self.last_tick_latency_s}
+
+    async def ingest_many(
+        self, ticks: Sequence[tuple[float, Sequence[PricePoint], Sequence[AvailabilityPoint]]]
+    ) -> dict[str, Any]:
+        """Several ticks in one call (the replay's batch), applied in order; validated whole first."""
+        for now_s, prices, availability in ticks:
+            try:
+                self.engine.validate(prices, availability, now_s)
+            except ValueError:
+                self.stats["rejected_batches"] += 1
+                raise
+        summary: dict[str, Any] = {"interrupted": [], "published": 0}
+        for now_s, prices, availability in ticks:
+            result = await self.ingest(prices, availability, now_s)
+            summary["interrupted"] += result["interrupted"]
+            summary["published"] += result["published"]
+        summary["last_seq"] = self.seq
+        return summary
+
+    def _newsworthy(self, decisions: list[Decision]) -> list[Decision]:
+        """Every move, and a keep whose reason changed (so a dashboard sees 'waiting' or 'budget')."""
+        news = []
+        for d in decisions:
+            if d.action is not Action.KEEP or self.last_rule.get(d.instance_id) is not d.rule:
+                news.append(d)
+            self.last_rule[d.instance_id] = d.rule
+        return news
+
+    async def _publish(self, decisions: list[Decision], now_s: float) -> list[dict[str, Any]]:
+        if not decisions:
+            return []
+        account, region = self.config.account, self.config.region
+        events = []
+        for decision in decisions:
+            self.seq += 1
+            events.append(decision_to_json(account, region, self.seq, decision))
+        self.stats["decisions"] += len(events)
+        store = await self._open_store()
+        if store is not None:
+            await store.save_decisions(account, region, [(e["seq"], d) for e, d in zip(events, decisions,
+                                                                                       strict=True)])
+            if any(d.action is not Action.KEEP for d in decisions):
+                await store.upsert_instances(account, region, self.engine.fleet(), now_s)
+        if self.hub is not None:
+            publish = self.hub.publish
+            result = publish.remote(stream_key(account, region), events) if hasattr(publish, "remote") else \
+                publish(stream_key(account, region), events)
+            await result
+            self.stats["published"] += len(events)
+        return events
+
+    # -- reads -----------------------------------------------------------------------------------------
+    async def latest_prices(self) -> list[dict[str, Any]]:
+        """The latest price and availability of every pool, with the model's risk."""
+        now = self.engine.last_observed_s
+        keys = [s.pool.key for s in self.engine.pool_states()]
+        risk = self.engine.risk_model.predict(now, keys) if (self.engine.risk_model and keys and
+                                                            math.isfinite(now)) else [math.nan] * len(keys)
+        out = []
+        for state, r in zip(self.engine.pool_states(), risk, strict=True):
+            if not math.isfinite(state.price_usd_per_hour):
+                continue
+            out.append({
+                "pool": state.pool.key,
+                "instance_type": state.pool.instance_type,
+                "availability_zone": state.pool.availability_zone,
+                "price_usd_per_hour": state.price_usd_per_hour,
+                "on_demand_usd_per_hour": state.on_demand_usd_per_hour,
+                "observed_at_s": state.price_at_s,
+                "available": state.available,
+                "risk": float(r) if math.isfinite(float(r)) else None,
+                "capacity_score": state.capacity_score,
+            })
+        return out
+
+    async def instances(self) -> list[Instance]:
+        return self.engine.fleet()
+
+    async def status(self) -> dict[str, Any]:
+        return {
+            "account": self.config.account,
+            "region": self.config.region,
+            "policy": self.config.policy,
+            "executor": self.executor.mode,
+            "pools": len(self.engine.pools),
+            "instances": len(self.engine.instances),
+            "last_seq": self.seq,
+            "last_tick_s": self.last_tick_s,
+            "last_tick_latency_s": self.last_tick_latency_s,
+            **self.stats,
+        }
+
+    async def checkpoint(self) -> bytes:
+        return self.engine.snapshot()
+
+    async def close(self) -> None:
+        if self.store is not None:
+            await self.store.close()
+            self.store = None

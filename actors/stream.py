@@ -1,0 +1,104 @@
+"""StreamHost: bounded ring buffers of events with increasing sequence numbers, and long-poll listeners.
+
+Region actors publish a whole batch of events per call; the API holds one listener per stream and fans
+events out to its WebSocket clients. A listener that is behind returns at once; one that is caught up waits
+until something arrives or its timeout passes (randomised a little against thundering herds, as Ray
+Serve's long poll does). The buffer is bounded: a listener that fell further behind than it holds is told
+so (``truncated``) and must resume from the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_CAPACITY = 10_000
+
+
+@dataclass(slots=True)
+class Stream:
+    capacity: int
+    events: deque[tuple[int, dict[str, Any]]] = field(default_factory=deque)
+    last_seq: int = 0
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def after(self, seq: int) -> tuple[list[dict[str, Any]], bool]:
+        """Events newer than ``seq`` and whether some were already evicted (the listener must resync)."""
+        truncated = bool(self.events) and seq < self.events[0][0] - 1
+        return [event for s, event in self.events if s > seq], truncated
+
+
+class StreamHost:
+    """Holds every stream (``account/region/topic``) of this cluster."""
+
+    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        self._capacity = capacity
+        self._streams: dict[str, Stream] = {}
+
+    def _stream(self, key: str) -> Stream:
+        stream = self._streams.get(key)
+        if stream is None:
+            stream = self._streams[key] = Stream(self._capacity)
+        return stream
+
+    async def publish(self, key: str, events: Sequence[Mapping[str, Any]]) -> int:
+        """Append a batch; each event's ``seq`` must exceed the stream's last. Returns the last seq."""
+        stream = self._stream(key)
+        for event in events:
+            seq = int(event["seq"])
+            if seq <= stream.last_seq:
+                raise ValueError(f"stream {key}: seq {seq} is not after {stream.last_seq}")
+            stream.events.append((seq, dict(event)))
+            stream.last_seq = seq
+            while len(stream.events) > stream.capacity:
+                stream.events.popleft()
+        stream.changed.set()
+        stream.changed = asyncio.Event()
+        return stream.last_seq
+
+    async def listen(self, positions: Mapping[str, int], timeout_s: float = 10.0) -> dict[str, Any]:
+        """Events after each stream's position: ``{"events": {key: [...]}, "truncated": [key, ...]}``.
+
+        Returns at once when any stream has news, else waits up to ``timeout_s`` (jittered by 10%).
+        """
+        def collect() -> dict[str, Any]:
+            events: dict[str, list[dict[str, Any]]] = {}
+            truncated = []
+            for key, seq in positions.items():
+                news, cut = self._stream(key).after(seq)
+                if news:
+                    events[key] = news
+                if cut:
+                    truncated.append(key)
+            return {"events": events, "truncated": truncated}
+
+        result = collect()
+        if result["events"] or not positions:
+            return result
+        waiters = [asyncio.ensure_future(self._stream(key).changed.wait()) for key in positions]
+        try:
+            await asyncio.wait(waiters, timeout=timeout_s * random.uniform(0.9, 1.0),
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        return collect()
+
+    async def streams(self) -> dict[str, int]:
+        """Every stream and its last seq."""
+        return {key: s.last_seq for key, s in self._streams.items()}
+
+
+def stream_key(account: str, region: str, topic: str = "decisions") -> str:
+    """``account/region/topic``.
+
+    >>> stream_key("demo", "us-east-1")
+    'demo/us-east-1/decisions'
+    """
+    return f"{account}/{region}/{topic}"
