@@ -1,0 +1,231 @@
+"""Interruption risk per pool, learned online: P(the pool is unavailable at some probe in (t, t + H]).
+
+One tick of probes for many pools goes in (:meth:`RiskModel.observe`); per tick the model
+
+1. matures the predictions whose horizon has passed (:mod:`labels`) and learns from them only;
+2. folds the probes into the pools' features (:mod:`features`);
+3. predicts for the probed pools and queues those predictions for their labels.
+
+The forecast is a per-pool loss-weighted mixture (:mod:`mixture`) of three hierarchical count models
+(:mod:`hierarchy`: per-pool counts backed off to the counts of all pools, so a new pool starts from the
+shared prior) and an online logistic regression stacked on the hazard features and the count models'
+logits (:mod:`linear`). A Page-Hinkley detector per pool (:mod:`drift`) watches the mixture's loss; on
+drift the pool forgets its own counts and mixture weights and leans on the shared prior while it
+relearns. Everything works on arrays over pools, so the simulator's whole-trace pass
+(:func:`engine.learning.series.risk_series`) runs this same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from engine.learning import contexts, snapshot
+from engine.learning.drift import PoolDriftDetector
+from engine.learning.features import COLUMN, EXTRAS, FEATURES, FeatureState, PoolIndex
+from engine.learning.hierarchy import HierarchicalCounts
+from engine.learning.labels import DelayedLabelQueue, Matured, Pending
+from engine.learning.linear import OnlineLogistic, logit
+from engine.learning.metrics import F1Threshold
+from engine.learning.mixture import LossWeightedMixture, pointwise_log_loss
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
+
+COUNT_MODELS: tuple[str, ...] = ("counts_age", "counts_share", "counts_run")
+COMPONENTS: tuple[str, ...] = (*COUNT_MODELS, "logistic")
+
+_AVAILABLE_SIDE = tuple(COLUMN[n] for n in FEATURES if n != "unavailable")
+_UNAVAILABLE_SIDE = tuple(COLUMN[n] for n in ("log_age", "run_rel", "share_1h", "share_6h", "share_24h", "changes_24h"))
+N_STACK_INPUTS = 1 + len(_AVAILABLE_SIDE) + len(_UNAVAILABLE_SIDE) + len(COUNT_MODELS)
+# The F1 threshold is re-chosen from matured predictions once per this many matured labels.
+THRESHOLD_REFRESH = 64
+
+
+def stack_inputs(x: FloatArray, count_probabilities: FloatArray) -> FloatArray:
+    """The logistic layer's inputs: each hazard feature split by the current state, plus count logits."""
+    u = x[:, COLUMN["unavailable"] : COLUMN["unavailable"] + 1]
+    return np.hstack([u, (1.0 - u) * x[:, _AVAILABLE_SIDE], u * x[:, _UNAVAILABLE_SIDE], logit(count_probabilities)])
+
+
+class RiskModel:
+    """Online interruption-risk model over any number of pools (see the module docstring)."""
+
+    def __init__(
+        self,
+        horizon_s: float = 3600.0,
+        seed: int = 0,
+        *,
+        count_prior_strength: float = 4.0,
+        count_half_life_h: float = 24.0 * 14,
+        mixture_half_life_h: float = 24.0 * 7,
+        learning_rate: float = 0.1,
+        drift_threshold: float = 50.0,
+        drift_keep: float = 0.1,
+    ) -> None:
+        if horizon_s <= 0:
+            raise ValueError(f"horizon_s must be positive, got {horizon_s}")
+        self.horizon_s = float(horizon_s)
+        self.seed = seed  # the model draws no random numbers today; kept so callers can pin one
+        self.drift_keep = drift_keep
+        self.pools = PoolIndex()
+        self.features = FeatureState(self.horizon_s)
+        self.queue = DelayedLabelQueue(self.horizon_s)
+        self.count_models: dict[str, HierarchicalCounts] = {
+            "counts_age": HierarchicalCounts(
+                contexts.state_age, contexts.N_STATE_AGE, contexts.state_of_state_age,
+                self.horizon_s, count_prior_strength, count_half_life_h,
+            ),
+            "counts_share": HierarchicalCounts(
+                contexts.state_age_share, contexts.N_STATE_AGE_SHARE, contexts.state_of_state_age_share,
+                self.horizon_s,
+                count_prior_strength, count_half_life_h,
+            ),
+            "counts_run": HierarchicalCounts(
+                contexts.state_age_run, contexts.N_STATE_AGE_RUN, contexts.state_of_state_age_run,
+                self.horizon_s,
+                count_prior_strength, count_half_life_h,
+            ),
+        }  # fmt: skip
+        self.logistic = OnlineLogistic(N_STACK_INPUTS, learning_rate=learning_rate)
+        self.mixture = LossWeightedMixture(len(COMPONENTS), self.horizon_s, mixture_half_life_h)
+        self.drift = PoolDriftDetector(threshold=drift_threshold)
+        self.drift_events: list[tuple[float, str, str]] = []
+        self.f1 = F1Threshold()
+        self.threshold = 0.5
+        self.labels_learned = 0
+        self.last_now_s: float | None = None
+        self._since_threshold = 0
+
+    # ---- the batch path (arrays over pools) -------------------------------------------------------
+
+    def rows_of(self, pool_keys: Sequence[str], add: bool = True) -> IntArray:
+        """Row numbers of pools (new pools get a row when ``add``; unknown ones are -1 otherwise)."""
+        rows = self.pools.rows(pool_keys, add)
+        if add:
+            n = len(self.pools)
+            self.features.ensure(n)
+            for model in self.count_models.values():
+                model.ensure(n)
+            self.mixture.ensure(n)
+        return rows
+
+    def components_many(self, rows: IntArray, x: FloatArray) -> FloatArray:
+        """Each component's probability and, last, the mixture's: shape (n, len(COMPONENTS) + 1)."""
+        counts = np.column_stack([self.count_models[name].predict_many(rows, x) for name in COUNT_MODELS])
+        stacked = self.logistic.predict_many(stack_inputs(x, counts))
+        comp = np.column_stack([counts, stacked])
+        final = self.mixture.predict_many(rows, comp)
+        return np.column_stack([comp, final])
+
+    def observe_rows(
+        self,
+        now_s: float,
+        rows: IntArray,
+        unavailable: FloatArray,
+        extras: Mapping[str, FloatArray] | None = None,
+    ) -> FloatArray:
+        """One tick for the given rows (unique); returns the risk predicted now for those rows."""
+        if self.last_now_s is not None and now_s < self.last_now_s:
+            raise ValueError(f"time went backwards: now_s={now_s} after {self.last_now_s}")
+        self.last_now_s = now_s
+        fs = self.features
+        before = self.queue.mature(now_s, fs.cum_unavailable, fs.cum_observed, inclusive=False)
+        if before is not None:
+            self._learn(before, now_s)
+        gap_s = fs.update(now_s, rows, unavailable, extras)
+        after = self.queue.mature(now_s, fs.cum_unavailable, fs.cum_observed, inclusive=True)
+        if after is not None:
+            self._learn(after, now_s)
+        x = fs.matrix(now_s, rows)
+        comp = self.components_many(rows, x)
+        self.queue.push(
+            Pending(
+                now_s,
+                rows.copy(),
+                x,
+                comp,
+                fs.cum_unavailable[rows].copy(),
+                fs.cum_observed[rows].copy(),
+                np.minimum(gap_s / self.horizon_s, 1.0),
+            )
+        )
+        return comp[:, -1].copy()
+
+    def predict_rows(self, now_s: float, rows: IntArray) -> FloatArray:
+        """Risk for rows (-1 = a pool never seen: the shared prior's view of a fresh, available pool)."""
+        known = rows >= 0
+        x = self.features.matrix(now_s, np.where(known, rows, 0))
+        if not known.all():
+            x[~known] = 0.0
+            x[~known, COLUMN["log_age"]] = np.log(contexts.AGE_OFFSET_H)
+        return self.components_many(rows, x)[:, -1]
+
+    def _learn(self, batch: Matured, now_s: float) -> None:
+        if batch.size == 0:
+            return
+        for model in self.count_models.values():
+            model.learn_many(batch, now_s)
+        counts = batch.components[:, : len(COUNT_MODELS)]
+        self.logistic.learn_many(stack_inputs(batch.x, counts), batch.y)
+        comp = batch.components[:, : len(COMPONENTS)]
+        self.mixture.learn_many(batch.rows, comp, batch.y, batch.weight, now_s)
+        final = batch.components[:, -1]
+        self.f1.learn_many(final, batch.y)
+        self.labels_learned += batch.size
+        self._since_threshold += batch.size
+        if self._since_threshold >= THRESHOLD_REFRESH:
+            self.threshold = self.f1.choose()
+            self._since_threshold = 0
+        for row in self.drift.update_many(batch.rows, pointwise_log_loss(final, batch.y), batch.weight):
+            self._on_drift(now_s, row)
+
+    def _on_drift(self, now_s: float, row: int) -> None:
+        for model in self.count_models.values():
+            model.forget_pool(row, self.drift_keep)
+        self.mixture.forget_pool(row)
+        self.drift_events.append(
+            (now_s, self.pools.keys[row], "page-hinkley: log-loss rose; pool statistics shrunk to the prior")
+        )
+
+    # ---- the mapping API (one tick of many pools) --------------------------------------------------
+
+    def observe(
+        self,
+        now_s: float,
+        available: Mapping[str, bool],
+        extras: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> None:
+        """One tick of probes: ``available[pool_key]``; ``extras[pool_key]`` may carry live features
+        (``price_ratio``, ``advisor_band``, ``placement_score``); unknown names are ignored."""
+        keys = list(available)
+        if not keys:
+            return
+        rows = self.rows_of(keys)
+        if np.unique(rows).size != rows.size:
+            raise ValueError("a pool appears twice in one tick")
+        unavailable = np.array([0.0 if available[k] else 1.0 for k in keys])
+        extra_arrays: dict[str, FloatArray] | None = None
+        if extras:
+            extra_arrays = {
+                name: np.array([float(extras.get(k, {}).get(name, np.nan)) for k in keys]) for name in EXTRAS
+            }
+        self.observe_rows(float(now_s), rows, unavailable, extra_arrays)
+
+    def predict(self, now_s: float, pool_keys: Sequence[str]) -> FloatArray:
+        """P(unavailable at some probe in (now, now + H]) per pool; unknown pools get the shared prior."""
+        if not pool_keys:
+            return np.zeros(0)
+        return self.predict_rows(float(now_s), self.rows_of(pool_keys, add=False))
+
+    # ---- checkpoints ------------------------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        """A versioned pickle of the whole model (features, pending labels, learners)."""
+        return snapshot.dump(self)
+
+    @classmethod
+    def restore(cls, blob: bytes) -> RiskModel:
+        return snapshot.load(blob, cls)
