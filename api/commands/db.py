@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from actors.store import DatabaseUnavailableError, DatabaseURLError, Store
-from actors.store.db import create_engine, display_url, parse_database_url
+from actors.store.db import check_sqlite_directory, create_engine, display_url, parse_database_url
 from actors.store.migrate import current_revision, head_revision
 from api.settings import Settings
 
@@ -74,6 +74,7 @@ async def _upgrade(url: str) -> str:
 
 
 async def _current(url: str) -> str | None:
+    check_sqlite_directory(parse_database_url(url))
     engine = create_engine(url)
     try:
         return await current_revision(engine)

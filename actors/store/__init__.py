@@ -1,0 +1,22 @@
+"""Persistence of decisions and instance state: SQLModel tables, Alembic migrations, one async Store.
+
+SQLite (``sqlite+aiosqlite:///file.db``) by default, PostgreSQL (``postgresql+asyncpg://...``) in
+production; the same code and the same tests run on both.
+"""
+
+from actors.store.codec import DecisionRecord, decision_from_json, decision_to_json
+from actors.store.errors import DatabaseUnavailableError, DatabaseURLError, InvalidRecordError, StoreError
+from actors.store.repository import MAX_PAGE, MAX_REPLAY, Store
+
+__all__ = [
+    "MAX_PAGE",
+    "MAX_REPLAY",
+    "DatabaseURLError",
+    "DatabaseUnavailableError",
+    "DecisionRecord",
+    "InvalidRecordError",
+    "Store",
+    "StoreError",
+    "decision_from_json",
+    "decision_to_json",
+]

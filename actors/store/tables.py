@@ -1,0 +1,97 @@
+"""The tables, as SQLModel models: one row per decision of a stream, one per known instance.
+
+A *stream* is one (account, region); its decisions carry the stream's ``seq`` (1, 2, ...), assigned by
+the region actor, unique in the stream, and the cursor for pagination and WebSocket resume. Pools are
+stored as their two parts so they can be filtered; enums as their string values (portable, and a new
+enum member needs no migration); the numbers and candidates behind a decision as JSON, read whole.
+
+Ids are BIGINT on PostgreSQL; on SQLite they must be INTEGER to alias the rowid and autoincrement.
+The Alembic revisions in ``migrations/`` create exactly these tables (a test compares them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+ROW_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+ACCOUNT_MAX_LEN = 128
+REGION_MAX_LEN = 64
+INSTANCE_ID_MAX_LEN = 255
+INSTANCE_TYPE_MAX_LEN = 64
+ZONE_MAX_LEN = 64
+ENUM_MAX_LEN = 32
+POLICY_MAX_LEN = 128
+FLEET_MAX_LEN = 128
+
+
+def _id_column() -> Any:
+    return Field(default=None, sa_column=sa.Column(ROW_ID, primary_key=True, autoincrement=True))
+
+
+def _text(length: int | None = None) -> Any:
+    column_type = sa.Text() if length is None else sa.String(length)
+    return Field(sa_column=sa.Column(column_type, nullable=False))
+
+
+def _float() -> Any:
+    return Field(sa_column=sa.Column(sa.Float(), nullable=False))
+
+
+class DecisionRow(SQLModel, table=True):
+    """One engine Decision, placed in its stream by ``seq``."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (
+        sa.UniqueConstraint("account", "region", "seq", name="uq_decisions_stream_seq"),
+        sa.Index("ix_decisions_stream_instance_seq", "account", "region", "instance_id", "seq"),
+        sa.Index("ix_decisions_stream_action_seq", "account", "region", "action", "seq"),
+        sa.Index("ix_decisions_stream_decided_at", "account", "region", "decided_at_s"),
+    )
+
+    id: int | None = _id_column()
+    account: str = _text(ACCOUNT_MAX_LEN)
+    region: str = _text(REGION_MAX_LEN)
+    seq: int = Field(sa_column=sa.Column(sa.BigInteger(), nullable=False))
+    instance_id: str = _text(INSTANCE_ID_MAX_LEN)
+    action: str = _text(ENUM_MAX_LEN)
+    rule: str = _text(ENUM_MAX_LEN)
+    reason: str = _text()
+    decided_at_s: float = _float()
+    from_instance_type: str = _text(INSTANCE_TYPE_MAX_LEN)
+    from_availability_zone: str = _text(ZONE_MAX_LEN)
+    from_lifecycle: str = _text(ENUM_MAX_LEN)
+    to_instance_type: str = _text(INSTANCE_TYPE_MAX_LEN)
+    to_availability_zone: str = _text(ZONE_MAX_LEN)
+    to_lifecycle: str = _text(ENUM_MAX_LEN)
+    saving_usd_per_hour: float = _float()
+    numbers: dict[str, float] = Field(sa_column=sa.Column(sa.JSON(), nullable=False))
+    candidates: list[dict[str, Any]] = Field(sa_column=sa.Column(sa.JSON(), nullable=False))
+    policy: str = _text(POLICY_MAX_LEN)
+
+
+class InstanceRow(SQLModel, table=True):
+    """The last known state of one instance of a stream's fleet."""
+
+    __tablename__ = "instances"
+    __table_args__ = (sa.UniqueConstraint("account", "region", "instance_id", name="uq_instances_stream_id"),)
+
+    id: int | None = _id_column()
+    account: str = _text(ACCOUNT_MAX_LEN)
+    region: str = _text(REGION_MAX_LEN)
+    instance_id: str = _text(INSTANCE_ID_MAX_LEN)
+    instance_type: str = _text(INSTANCE_TYPE_MAX_LEN)
+    availability_zone: str = _text(ZONE_MAX_LEN)
+    lifecycle: str = _text(ENUM_MAX_LEN)
+    launched_at_s: float = _float()
+    fleet: str = _text(FLEET_MAX_LEN)
+    interrupted: bool = Field(sa_column=sa.Column(sa.Boolean(), nullable=False))
+    updated_at_s: float = _float()
+
+
+METADATA = SQLModel.metadata
+DECISIONS: sa.Table = DecisionRow.__table__  # type: ignore[attr-defined]
+INSTANCES: sa.Table = InstanceRow.__table__  # type: ignore[attr-defined]

@@ -1,0 +1,327 @@
+"""The store on real databases: every test runs on an SQLite file and on the PostgreSQL server.
+
+On PostgreSQL each test gets a fresh schema (``actors.store.testing.scratch_database``), so runs can
+overlap and a crashed run leaves nothing that breaks the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from test_store_codec import T0_S, every_kind_of_decision, make_decision, make_instance
+
+from actors.store import MAX_PAGE, DecisionRecord, Store, decision_to_json
+from actors.store.db import create_engine
+from actors.store.errors import DatabaseUnavailableError, InvalidRecordError
+from actors.store.migrate import current_revision, head_revision
+from actors.store.tables import METADATA
+from actors.store.testing import scratch_database
+from engine.types import Action, Decision, Lifecycle, Rule
+
+ACCOUNT, REGION = "demo", "us-east-1"
+
+
+@pytest.fixture
+async def store_url(database_url: str) -> AsyncIterator[str]:
+    async with scratch_database(database_url) as url:
+        yield url
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    opened = await Store.open(store_url)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def numbered(decisions: list[Decision], first_seq: int = 1) -> list[tuple[int, Decision]]:
+    return [(first_seq + n, d) for n, d in enumerate(decisions)]
+
+
+def timeline(count: int) -> list[tuple[int, Decision]]:
+    """``count`` decisions a minute apart over three instances, actions cycling."""
+    actions = [(Action.KEEP, Rule.BEST_ALREADY), (Action.REPLACE, Rule.SAVING), (Action.KEEP, Rule.DWELL)]
+    return [
+        (seq, make_decision(f"i-{seq % 3}", *actions[seq % 3], decided_at_s=T0_S + 60 * seq))
+        for seq in range(1, count + 1)
+    ]
+
+
+def seqs(records: list[DecisionRecord]) -> list[int]:
+    return [r.seq for r in records]
+
+
+# --- migrations ---------------------------------------------------------------------------------------
+
+
+async def test_open_migrates_an_empty_database_to_head_with_tables_and_indexes(store_url: str) -> None:
+    engine = create_engine(store_url)
+    try:
+        assert await current_revision(engine) is None
+        store = await Store.open(store_url)
+        await store.close()
+        assert await current_revision(engine) == head_revision()
+        async with engine.connect() as conn:
+            tables, indexes, diff = await conn.run_sync(
+                lambda c: (
+                    set(sa.inspect(c).get_table_names()),
+                    {i["name"] for i in sa.inspect(c).get_indexes("decisions")},
+                    compare_metadata(MigrationContext.configure(c), METADATA),
+                )
+            )
+    finally:
+        await engine.dispose()
+    assert tables >= {"decisions", "instances", "alembic_version"}
+    assert indexes >= {
+        "ix_decisions_stream_instance_seq",
+        "ix_decisions_stream_action_seq",
+        "ix_decisions_stream_decided_at",
+    }
+    assert diff == [], "the migrations and the SQLModel tables disagree"
+
+
+async def test_opening_again_is_a_no_op_that_keeps_the_data(store_url: str) -> None:
+    first = await Store.open(store_url)
+    await first.save_decisions(ACCOUNT, REGION, timeline(3))
+    await first.close()
+    second = await Store.open(store_url)
+    try:
+        assert seqs(await second.list_decisions(ACCOUNT, REGION)) == [3, 2, 1]
+    finally:
+        await second.close()
+
+
+async def test_concurrent_opens_migrate_once_without_errors(store_url: str) -> None:
+    stores = await asyncio.gather(*(Store.open(store_url) for _ in range(3)))
+    try:
+        await stores[0].save_decisions(ACCOUNT, REGION, timeline(1))
+        assert [await s.max_decision_seq(ACCOUNT, REGION) for s in stores] == [1, 1, 1]
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_opening_an_unmigrated_database_without_migrating_says_to_upgrade(store_url: str) -> None:
+    with pytest.raises(DatabaseUnavailableError, match=r"revision none.*spot-optimizer db upgrade"):
+        await Store.open(store_url, migrate=False)
+
+
+async def test_ping_answers_for_a_live_database(store: Store) -> None:
+    assert await store.ping() is True
+
+
+async def test_ping_is_false_and_open_is_clear_when_the_server_is_gone() -> None:
+    url = "postgresql+asyncpg://postgres@127.0.0.1:1/test"
+    assert await Store(create_engine(url)).ping() is False
+    with pytest.raises(DatabaseUnavailableError, match=r"cannot open database postgresql\+asyncpg://.*:1/test"):
+        await Store.open(url)
+
+
+# --- decisions ----------------------------------------------------------------------------------------
+
+
+async def test_decisions_round_trip_through_the_database_keeping_every_field(store: Store) -> None:
+    decisions = every_kind_of_decision()
+    await store.save_decisions(ACCOUNT, REGION, numbered(decisions))
+    records = await store.decisions_after(ACCOUNT, REGION, 0)
+    assert records == [DecisionRecord(ACCOUNT, REGION, seq, d) for seq, d in numbered(decisions)]
+    back = records[0].decision
+    assert isinstance(back.action, Action)
+    assert isinstance(back.candidates[2].lifecycle, Lifecycle)
+    assert back.saving_usd_per_hour == 0.1234567890123
+    assert back.numbers["tiny"] == 1e-300
+
+
+async def test_stored_json_is_the_json_published_live(store: Store) -> None:
+    decision = make_decision()
+    await store.save_decisions(ACCOUNT, REGION, [(9, decision)])
+    [record] = await store.list_decisions(ACCOUNT, REGION)
+    assert record.to_json() == decision_to_json(ACCOUNT, REGION, 9, decision)
+
+
+async def test_list_is_newest_first_and_the_before_cursor_walks_every_page(store: Store) -> None:
+    await store.save_decisions(ACCOUNT, REGION, timeline(25))
+    assert seqs(await store.list_decisions(ACCOUNT, REGION, limit=10)) == list(range(25, 15, -1))
+    walked: list[int] = []
+    before = None
+    while page := await store.list_decisions(ACCOUNT, REGION, limit=7, before=before):
+        walked += seqs(page)
+        before = page[-1].seq
+    assert walked == list(range(25, 0, -1))
+    assert await store.list_decisions(ACCOUNT, REGION, before=1) == []
+
+
+@pytest.mark.parametrize("limit", [0, -1, MAX_PAGE + 1, True])
+async def test_list_limit_out_of_bounds_is_refused(store: Store, limit: int) -> None:
+    with pytest.raises(ValueError, match="limit must be an integer in"):
+        await store.list_decisions(ACCOUNT, REGION, limit=limit)
+
+
+async def test_list_limit_bounds_themselves_are_allowed(store: Store) -> None:
+    await store.save_decisions(ACCOUNT, REGION, timeline(3))
+    assert seqs(await store.list_decisions(ACCOUNT, REGION, limit=1)) == [3]
+    assert seqs(await store.list_decisions(ACCOUNT, REGION, limit=MAX_PAGE)) == [3, 2, 1]
+
+
+async def test_list_filters_by_action_instance_and_time_and_combines_with_the_cursor(store: Store) -> None:
+    await store.save_decisions(ACCOUNT, REGION, timeline(12))
+    replaced = await store.list_decisions(ACCOUNT, REGION, action=Action.REPLACE)
+    assert seqs(replaced) == [10, 7, 4, 1]
+    assert {r.decision.action for r in replaced} == {Action.REPLACE}
+    assert seqs(await store.list_decisions(ACCOUNT, REGION, action="replace", before=7)) == [4, 1]
+    assert seqs(await store.list_decisions(ACCOUNT, REGION, instance_id="i-2")) == [11, 8, 5, 2]
+    window = await store.list_decisions(ACCOUNT, REGION, since_s=T0_S + 60 * 3, until_s=T0_S + 60 * 6)
+    assert seqs(window) == [5, 4, 3]  # since inclusive, until exclusive
+    both = await store.list_decisions(ACCOUNT, REGION, instance_id="i-0", since_s=T0_S + 60 * 4, limit=2)
+    assert seqs(both) == [12, 9]
+    assert await store.list_decisions(ACCOUNT, REGION, instance_id="i-404") == []
+
+
+async def test_list_refuses_an_unknown_action(store: Store) -> None:
+    with pytest.raises(ValueError, match="action must be one of keep, replace"):
+        await store.list_decisions(ACCOUNT, REGION, action="explode")  # type: ignore[arg-type]
+
+
+async def test_streams_do_not_see_each_other(store: Store) -> None:
+    await store.save_decisions(ACCOUNT, REGION, timeline(3))
+    await store.save_decisions(ACCOUNT, "us-west-2", timeline(2))
+    await store.save_decisions("other", REGION, timeline(1))
+    assert seqs(await store.list_decisions(ACCOUNT, "us-west-2")) == [2, 1]
+    assert seqs(await store.decisions_after("other", REGION, 0)) == [1]
+    assert await store.max_decision_seq(ACCOUNT, REGION) == 3
+    assert await store.known_streams() == [("demo", "us-east-1"), ("demo", "us-west-2"), ("other", "us-east-1")]
+
+
+async def test_decisions_after_replays_oldest_first_in_chunks(store: Store) -> None:
+    await store.save_decisions(ACCOUNT, REGION, timeline(10))
+    assert seqs(await store.decisions_after(ACCOUNT, REGION, 6)) == [7, 8, 9, 10]
+    assert seqs(await store.decisions_after(ACCOUNT, REGION, 0, limit=3)) == [1, 2, 3]
+    assert await store.decisions_after(ACCOUNT, REGION, 10) == []
+    with pytest.raises(ValueError, match="limit"):
+        await store.decisions_after(ACCOUNT, REGION, 0, limit=0)
+
+
+async def test_max_seq_is_zero_for_an_empty_stream(store: Store) -> None:
+    assert await store.max_decision_seq(ACCOUNT, REGION) == 0
+    await store.save_decisions(ACCOUNT, REGION, [(41, make_decision()), (40, make_decision())])
+    assert await store.max_decision_seq(ACCOUNT, REGION) == 41
+
+
+async def test_saving_a_batch_again_is_idempotent_and_the_first_write_wins(store: Store) -> None:
+    batch = timeline(5)
+    await store.save_decisions(ACCOUNT, REGION, batch)
+    await store.save_decisions(ACCOUNT, REGION, batch)
+    rewritten = [(seq, replace(d, reason="second try")) for seq, d in batch[3:]]
+    await store.save_decisions(ACCOUNT, REGION, [*rewritten, *timeline(7)[5:]])
+    records = await store.decisions_after(ACCOUNT, REGION, 0)
+    assert seqs(records) == [1, 2, 3, 4, 5, 6, 7]
+    assert [r.decision for r in records[:5]] == [d for _, d in batch]
+
+
+async def test_an_empty_batch_writes_nothing(store: Store) -> None:
+    await store.save_decisions(ACCOUNT, REGION, [])
+    assert await store.known_streams() == []
+
+
+@pytest.mark.parametrize(
+    ("bad", "field"),
+    [
+        (make_decision(saving_usd_per_hour=float("nan")), "batch[2].decision.saving_usd_per_hour"),
+        (make_decision(action="explode"), "batch[2].decision.action"),
+        ("not a decision", "batch[2].decision"),
+    ],
+)
+async def test_a_batch_with_one_invalid_decision_is_rejected_whole(store: Store, bad: Decision, field: str) -> None:
+    await store.save_decisions(ACCOUNT, REGION, timeline(3))
+    batch = [(4, make_decision("i-4")), (5, make_decision("i-5")), (6, bad), (7, make_decision("i-7"))]
+    with pytest.raises(InvalidRecordError) as caught:
+        await store.save_decisions(ACCOUNT, REGION, batch)
+    assert caught.value.field == field
+    assert seqs(await store.decisions_after(ACCOUNT, REGION, 0)) == [1, 2, 3]
+    assert await store.max_decision_seq(ACCOUNT, REGION) == 3
+
+
+async def test_a_batch_repeating_a_seq_or_malformed_is_rejected_whole(store: Store) -> None:
+    with pytest.raises(InvalidRecordError, match=r"batch\[1\]\.seq: seq 4 appears twice"):
+        await store.save_decisions(ACCOUNT, REGION, [(4, make_decision()), (4, make_decision("i-9"))])
+    with pytest.raises(InvalidRecordError, match=r"batch\[1\]\.seq: must be in \[1"):
+        await store.save_decisions(ACCOUNT, REGION, [(1, make_decision()), (0, make_decision())])
+    with pytest.raises(InvalidRecordError, match=r"batch\[0\]: must be a \(seq, Decision\) pair"):
+        await store.save_decisions(ACCOUNT, REGION, [(1,)])  # type: ignore[list-item]
+    assert await store.max_decision_seq(ACCOUNT, REGION) == 0
+
+
+# --- instances ----------------------------------------------------------------------------------------
+
+
+async def test_instances_upsert_list_and_remove(store: Store) -> None:
+    a, b, c = make_instance("i-a"), make_instance("i-b", "us-east-1b"), make_instance("i-c", "us-east-1c")
+    await store.upsert_instances(ACCOUNT, REGION, [c, a, b], now_s=T0_S)
+    assert await store.list_instances(ACCOUNT, REGION) == [a, b, c]
+
+    moved = replace(a, lifecycle=Lifecycle.ON_DEMAND, interrupted=True, launched_at_s=T0_S)
+    await store.upsert_instances(ACCOUNT, REGION, [moved], now_s=T0_S + 60)
+    assert await store.list_instances(ACCOUNT, REGION) == [moved, b, c]
+
+    await store.remove_instances(ACCOUNT, REGION, ["i-b", "i-unknown"])
+    assert await store.list_instances(ACCOUNT, REGION) == [moved, c]
+    await store.remove_instances(ACCOUNT, REGION, [])
+    assert await store.list_instances("other", REGION) == []
+    assert await store.known_streams() == [(ACCOUNT, REGION)]
+
+
+async def test_instances_of_other_streams_are_untouched(store: Store) -> None:
+    await store.upsert_instances(ACCOUNT, REGION, [make_instance("i-a")], now_s=T0_S)
+    await store.upsert_instances(ACCOUNT, "us-west-2", [make_instance("i-a", "us-west-2a")], now_s=T0_S)
+    await store.remove_instances(ACCOUNT, REGION, ["i-a"])
+    assert await store.list_instances(ACCOUNT, REGION) == []
+    assert [i.pool.availability_zone for i in await store.list_instances(ACCOUNT, "us-west-2")] == ["us-west-2a"]
+
+
+async def test_an_invalid_instance_rejects_the_whole_upsert(store: Store) -> None:
+    await store.upsert_instances(ACCOUNT, REGION, [make_instance("i-a")], now_s=T0_S)
+    bad = replace(make_instance("i-bad"), launched_at_s=float("nan"))
+    with pytest.raises(InvalidRecordError, match=r"instances\[1\]\.instance 'i-bad'\.launched_at_s"):
+        await store.upsert_instances(ACCOUNT, REGION, [make_instance("i-b"), bad], now_s=T0_S)
+    with pytest.raises(InvalidRecordError, match="appears twice"):
+        await store.upsert_instances(ACCOUNT, REGION, [make_instance("i-b"), make_instance("i-b")], now_s=T0_S)
+    assert [i.instance_id for i in await store.list_instances(ACCOUNT, REGION)] == ["i-a"]
+
+
+# --- test isolation on PostgreSQL ---------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+async def test_scratch_schemas_of_dead_runs_are_swept_and_live_ones_kept(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from actors.store import testing
+
+    dead_pid = next(pid for pid in range(4_000_000, 4_100_000) if not testing._process_alive(pid))
+    dead, alive = f"spot_scratch_{dead_pid}_0bad", f"spot_scratch_{os.getpid()}_0live"
+    admin = create_engine(postgres_url)
+    try:
+        async with admin.begin() as conn:
+            for name in (dead, alive):
+                await conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{name}"'))
+        monkeypatch.setattr(testing, "_orphans_swept", False)
+        async with scratch_database(postgres_url) as url:
+            assert "search_path=spot_scratch_" in url
+        async with admin.connect() as conn:
+            names = set((await conn.execute(sa.text("SELECT nspname FROM pg_namespace"))).scalars())
+        assert dead not in names
+        assert alive in names
+        assert not any(n.startswith(f"spot_scratch_{os.getpid()}_") and n != alive for n in names)
+    finally:
+        async with admin.begin() as conn:
+            await conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{alive}" CASCADE'))
+        await admin.dispose()
