@@ -98,6 +98,7 @@ class RiskModel:
         self.labels_learned = 0
         self.last_now_s: float | None = None
         self._since_threshold = 0
+        self._grow(1)  # arrays are never empty, so an unknown pool reads the shared prior
 
     # ---- the batch path (arrays over pools) -------------------------------------------------------
 
@@ -105,12 +106,14 @@ class RiskModel:
         """Row numbers of pools (new pools get a row when ``add``; unknown ones are -1 otherwise)."""
         rows = self.pools.rows(pool_keys, add)
         if add:
-            n = len(self.pools)
-            self.features.ensure(n)
-            for model in self.count_models.values():
-                model.ensure(n)
-            self.mixture.ensure(n)
+            self._grow(len(self.pools))
         return rows
+
+    def _grow(self, n_rows: int) -> None:
+        self.features.ensure(n_rows)
+        for model in self.count_models.values():
+            model.ensure(n_rows)
+        self.mixture.ensure(n_rows)
 
     def components_many(self, rows: IntArray, x: FloatArray) -> FloatArray:
         """Each component's probability and, last, the mixture's: shape (n, len(COMPONENTS) + 1)."""
@@ -157,10 +160,10 @@ class RiskModel:
     def predict_rows(self, now_s: float, rows: IntArray) -> FloatArray:
         """Risk for rows (-1 = a pool never seen: the shared prior's view of a fresh, available pool)."""
         known = rows >= 0
-        x = self.features.matrix(now_s, np.where(known, rows, 0))
-        if not known.all():
-            x[~known] = 0.0
-            x[~known, COLUMN["log_age"]] = np.log(contexts.AGE_OFFSET_H)
+        x = np.zeros((rows.size, len(FEATURES)))
+        x[:, COLUMN["log_age"]] = np.log(contexts.AGE_OFFSET_H)
+        if known.any():
+            x[known] = self.features.matrix(now_s, rows[known])
         return self.components_many(rows, x)[:, -1]
 
     def _learn(self, batch: Matured, now_s: float) -> None:
