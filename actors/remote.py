@@ -14,7 +14,6 @@ from actors.region import RegionActor
 from actors.stream import StreamHost
 
 NAMESPACE = "spot-optimizer"
-HUB_NAME = "stream-host"
 
 RemoteRegionActor = ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=0)(RegionActor)
 RemoteStreamHost = ray.remote(max_restarts=-1, num_cpus=0)(StreamHost)
@@ -25,6 +24,5 @@ def region_actor_name(account: str, region: str) -> str:
 
 
 def stream_host() -> Any:
-    """The cluster's stream host, created on first use."""
-    return RemoteStreamHost.options(name=HUB_NAME, namespace=NAMESPACE, get_if_exists=True,
-                                    lifetime=None).remote()
+    """A stream host owned by the caller (the API process): it lives as long as the caller's handle."""
+    return RemoteStreamHost.remote()

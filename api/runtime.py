@@ -140,6 +140,13 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.store.close()
+        import ray
+
+        for account, region in self.supervisor.list():
+            with contextlib.suppress(Exception):
+                ray.kill(self.supervisor.get(account, region), no_restart=True)
+        with contextlib.suppress(Exception):
+            ray.kill(self.hub, no_restart=True)
 
 
 def describe_source(settings: Settings) -> str:

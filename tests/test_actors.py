@@ -1,0 +1,177 @@
+"""The runtime shell: the region actor as a plain object and on real Ray, the stream host, the replay."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from actors.demo import demo_fleet
+from actors.executor import DryRun, SimulatedCloud
+from actors.feeds.replay import ReplayFeed
+from actors.region import RegionActor, RegionConfig
+from actors.store import Store
+from actors.stream import StreamHost, stream_key
+from engine.market import MarketTrace
+from engine.region import BatchRejected
+from engine.traces import bundled_market
+from engine.types import Action, AvailabilityPoint, Instance, Pool, PricePoint
+
+POOLS = (Pool("p3.2xlarge", "us-east-1a"), Pool("p3.2xlarge", "us-east-1c"))
+
+
+def tiny_market(n_ticks: int = 40, tick_s: float = 600.0) -> MarketTrace:
+    """Two pools; pool 0 is taken back at tick 10 and returns at tick 30."""
+    available = np.ones((n_ticks, 2), dtype=bool)
+    available[10:30, 0] = False
+    price = np.tile([0.9, 1.0], (n_ticks, 1))
+    return MarketTrace(POOLS, 1_700_000_000.0, tick_s, available, price, np.full(2, 3.06), "test")
+
+
+async def make_actor(account: str = "acct", database_url: str | None = None, hub: object = None,
+                     executor: object = None) -> RegionActor:
+    actor = RegionActor(RegionConfig(account, "us-east-1", policy="lowest_price", database_url=database_url),
+                        hub=hub, executor=executor)  # type: ignore[arg-type]
+    await actor.add_pools([(p.key, 3.06) for p in POOLS])
+    return actor
+
+
+async def test_a_bad_batch_is_refused_whole_and_the_actor_state_is_unchanged() -> None:
+    actor = await make_actor()
+    await actor.ingest([PricePoint(POOLS[0], 0.9, 0.0), PricePoint(POOLS[1], 1.0, 0.0)], [], now_s=0.0)
+    before = actor.engine.snapshot()
+    with pytest.raises(BatchRejected, match=r"prices\[1\]"):
+        await actor.ingest([PricePoint(POOLS[0], 0.1, 5.0), PricePoint(POOLS[1], -1.0, 5.0)],
+                           [AvailabilityPoint(POOLS[0], False, 5.0)], now_s=5.0)
+    with pytest.raises(BatchRejected):  # a multi-tick batch with one bad tick is refused whole too
+        await actor.ingest_many([(6.0, [PricePoint(POOLS[0], 0.2, 6.0)], []),
+                                 (7.0, [PricePoint(Pool("p3.2xlarge", "us-east-1f"), 0.2, 7.0)], [])])
+    assert actor.engine.snapshot() == before
+    assert actor.stats["rejected_batches"] == 2
+    assert {p["pool"]: p["price_usd_per_hour"] for p in await actor.latest_prices()} == {
+        POOLS[0].key: 0.9, POOLS[1].key: 1.0}
+
+
+async def test_an_interruption_is_handled_persisted_and_published(tmp_path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'a.db'}"
+    await (await Store.open(url)).close()  # migrate once, as the app does at start
+    hub = StreamHost()
+    cloud = SimulatedCloud()
+    actor = await make_actor(database_url=url, hub=hub, executor=cloud)
+    await actor.set_fleet([Instance("i-1", POOLS[0])], now_s=0.0)
+    await actor.ingest([PricePoint(POOLS[0], 0.9, 0.0), PricePoint(POOLS[1], 1.0, 0.0)],
+                       [AvailabilityPoint(POOLS[0], True, 0.0), AvailabilityPoint(POOLS[1], True, 0.0)], 0.0)
+    result = await actor.ingest([], [AvailabilityPoint(POOLS[0], False, 60.0)], now_s=60.0)
+    assert result["interrupted"] == ["i-1"]
+    assert [d.action for d in cloud.calls] == [Action.REPLACE]
+    assert (await actor.instances())[0].pool == POOLS[1]
+
+    listened = await hub.listen({stream_key("acct", "us-east-1"): 0}, timeout_s=0.1)
+    events = listened["events"][stream_key("acct", "us-east-1")]
+    assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
+    assert events[-1]["action"] == "replace" and events[-1]["rule"] == "interrupted"
+
+    store = await Store.open(url)
+    try:
+        stored = await store.list_decisions("acct", "us-east-1")
+        assert [r.seq for r in stored] == [e["seq"] for e in reversed(events)]
+        assert (await store.list_instances("acct", "us-east-1"))[0].pool == POOLS[1]
+    finally:
+        await store.close()
+    await actor.close()
+
+    # A restarted actor continues the sequence instead of reusing numbers.
+    again = await make_actor(database_url=url)
+    await again.ready()
+    assert again.seq == events[-1]["seq"]
+    await again.close()
+
+
+async def test_a_dry_run_executor_changes_nothing() -> None:
+    actor = await make_actor(executor=DryRun())
+    await actor.set_fleet([Instance("i-1", POOLS[0])], now_s=0.0)
+    await actor.ingest([PricePoint(POOLS[0], 0.9, 0.0), PricePoint(POOLS[1], 1.0, 0.0)], [], 0.0)
+    await actor.ingest([], [AvailabilityPoint(POOLS[0], False, 60.0)], now_s=60.0)
+    assert (await actor.instances())[0].pool == POOLS[0]
+
+
+async def test_stream_host_long_poll_returns_when_an_event_arrives() -> None:
+    hub = StreamHost(capacity=3)
+    key = stream_key("a", "r")
+    waiting = asyncio.create_task(hub.listen({key: 0}, timeout_s=5.0))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    await hub.publish(key, [{"seq": 1}])
+    assert (await asyncio.wait_for(waiting, 1.0))["events"][key] == [{"seq": 1}]
+    with pytest.raises(ValueError, match="not after"):
+        await hub.publish(key, [{"seq": 1}])
+    await hub.publish(key, [{"seq": s} for s in range(2, 7)])
+    behind = await hub.listen({key: 1}, timeout_s=0.1)
+    assert [e["seq"] for e in behind["events"][key]] == [4, 5, 6]
+    assert behind["truncated"] == [key]  # the listener missed evicted events and must resume from the store
+
+
+async def test_replay_plays_every_tick_in_order_and_loops_forward_in_time() -> None:
+    market = tiny_market(n_ticks=10)
+    received: list[float] = []
+
+    async def send(region: str, ticks: list) -> None:
+        assert region == "us-east-1"
+        received.extend(t[0] for t in ticks)
+
+    feed = ReplayFeed(market, send, speed=1800.0, interval_s=1.0)  # 3 ticks per batch
+    for _ in range(5):
+        await feed.step()
+    assert received == [market.start_s + 600.0 * k for k in range(len(received))]
+    assert len(received) == 13  # 10 ticks, then the second lap continues the clock
+
+
+async def test_the_demo_fleet_follows_real_prices_through_the_replay() -> None:
+    """200 real hours of us-east-1: the fleet leaves spot when the zones are taken back and returns."""
+    market = bundled_market()
+    hub = StreamHost(capacity=100_000)
+    actor = RegionActor(RegionConfig("demo", "us-east-1", policy="risk_aware"), hub=hub)
+    await actor.add_pools([(p.key, 3.06) for p in market.pools if p.region == "us-east-1"])
+    await actor.set_fleet(demo_fleet(market, "p3.2xlarge", "us-east-1", 4), market.start_s)
+
+    async def send(region: str, ticks: list) -> None:
+        if region == "us-east-1":
+            await actor.ingest_many(ticks)
+
+    feed = ReplayFeed(market, send, speed=7200.0, interval_s=1.0, loop=False)
+    for _ in range(100):
+        await feed.step()
+    assert actor.stats["tick_errors"] == 0
+    events = (await hub.listen({stream_key("demo", "us-east-1"): 0}, 0.1))["events"]["demo/us-east-1/decisions"]
+    actions = {e["action"] for e in events}
+    assert {"fallback_on_demand", "return_to_spot"} <= actions
+    assert all(e["reason"] for e in events)
+
+
+def test_demo_fleet_names_what_the_history_has_when_asked_for_something_else() -> None:
+    with pytest.raises(ValueError, match=r"no m5\.large pools in us-east-1"):
+        demo_fleet(bundled_market(), "m5.large", "us-east-1", 2)
+
+
+@pytest.mark.ray
+def test_the_supervisor_finds_the_same_actor_on_real_ray(ray_session) -> None:
+    import ray
+
+    from actors.supervisor import Supervisor
+
+    supervisor = Supervisor()
+    config = RegionConfig("ray-test", "us-east-1", policy="lowest_price")
+    handle = supervisor.get_or_create(config)
+    assert supervisor.get_or_create(config) is handle
+    ray.get(handle.add_pools.remote([(p.key, 3.06) for p in POOLS]))
+    ray.get(handle.set_fleet.remote([Instance("i-1", POOLS[0])], 0.0))
+    ray.get(handle.ingest.remote([PricePoint(POOLS[0], 0.9, 0.0), PricePoint(POOLS[1], 1.0, 0.0)], [], 0.0))
+    ray.get(handle.ingest.remote([], [AvailabilityPoint(POOLS[0], False, 60.0)], 60.0))
+    assert ray.get(handle.instances.remote())[0].pool == POOLS[1]
+    with pytest.raises(ray.exceptions.RayTaskError, match="BatchRejected"):
+        ray.get(handle.ingest.remote([PricePoint(POOLS[0], float("inf"), 70.0)], [], 70.0))
+    assert ray.get(handle.status.remote())["rejected_batches"] == 1
+    with pytest.raises(ValueError, match="account"):
+        supervisor.get_or_create(RegionConfig("bad name!", "us-east-1"))
+    ray.kill(handle)
