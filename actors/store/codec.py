@@ -164,85 +164,109 @@ def _get(doc: Mapping[str, Any], key: str, where: str) -> Any:
 
 def check_decision(decision: Decision, where: str = "decision") -> Decision:
     """Return the decision with enums and numbers normalised, or raise InvalidRecordError naming the field."""
-    if not isinstance(decision, Decision):
-        raise InvalidRecordError(where or "decision", f"must be an engine Decision, got {type(decision).__name__}")
+    values = _decision_values(decision, where)
     return Decision(
-        instance_id=_string(decision.instance_id, _at(where, "instance_id"), tables.INSTANCE_ID_MAX_LEN),
-        action=_enum(Action, decision.action, _at(where, "action")),
-        rule=_enum(Rule, decision.rule, _at(where, "rule")),
-        reason=_string(decision.reason, _at(where, "reason"), None, allow_empty=True),
-        decided_at_s=_epoch(decision.decided_at_s, _at(where, "decided_at_s")),
-        from_pool=_pool(decision.from_pool, _at(where, "from_pool")),
-        from_lifecycle=_enum(Lifecycle, decision.from_lifecycle, _at(where, "from_lifecycle")),
-        to_pool=_pool(decision.to_pool, _at(where, "to_pool")),
-        to_lifecycle=_enum(Lifecycle, decision.to_lifecycle, _at(where, "to_lifecycle")),
-        saving_usd_per_hour=_finite(decision.saving_usd_per_hour, _at(where, "saving_usd_per_hour")),
-        numbers=_numbers(decision.numbers, _at(where, "numbers")),
-        candidates=_candidates(decision.candidates, _at(where, "candidates")),
-        policy=_string(decision.policy, _at(where, "policy"), tables.POLICY_MAX_LEN, allow_empty=True),
+        instance_id=values["instance_id"],
+        action=Action(values["action"]),
+        rule=Rule(values["rule"]),
+        reason=values["reason"],
+        decided_at_s=values["decided_at_s"],
+        from_pool=Pool(values["from_instance_type"], values["from_availability_zone"]),
+        from_lifecycle=Lifecycle(values["from_lifecycle"]),
+        to_pool=Pool(values["to_instance_type"], values["to_availability_zone"]),
+        to_lifecycle=Lifecycle(values["to_lifecycle"]),
+        saving_usd_per_hour=values["saving_usd_per_hour"],
+        numbers=values["numbers"],
+        candidates=tuple(
+            Candidate(
+                Pool.from_key(c["pool"]),
+                Lifecycle(c["lifecycle"]),
+                c["price_usd_per_hour"],
+                c["risk"],
+                c["expected_cost_usd_per_hour"],
+            )
+            for c in values["candidates"]
+        ),
+        policy=values["policy"],
     )
-
-
-def _at(where: str, name: str) -> str:
-    return f"{where}.{name}" if where else name
 
 
 def decision_to_row(account: str, region: str, seq: int, decision: Decision) -> dict[str, Any]:
     """Column values of a ``decisions`` row (no ``id``); validates everything first."""
-    d = check_decision(decision)
-    return {
+    row = {
         "account": _string(account, "account", tables.ACCOUNT_MAX_LEN),
         "region": _string(region, "region", tables.REGION_MAX_LEN),
         "seq": _seq(seq, "seq"),
-        "instance_id": d.instance_id,
-        "action": d.action.value,
-        "rule": d.rule.value,
-        "reason": d.reason,
-        "decided_at_s": d.decided_at_s,
-        "from_instance_type": d.from_pool.instance_type,
-        "from_availability_zone": d.from_pool.availability_zone,
-        "from_lifecycle": d.from_lifecycle.value,
-        "to_instance_type": d.to_pool.instance_type,
-        "to_availability_zone": d.to_pool.availability_zone,
-        "to_lifecycle": d.to_lifecycle.value,
-        "saving_usd_per_hour": d.saving_usd_per_hour,
-        "numbers": dict(d.numbers),
-        "candidates": [
-            {
-                "pool": c.pool.key,
-                "lifecycle": c.lifecycle.value,
-                "price_usd_per_hour": c.price_usd_per_hour,
-                "risk": c.risk,
-                "expected_cost_usd_per_hour": c.expected_cost_usd_per_hour,
-            }
-            for c in d.candidates
-        ],
-        "policy": d.policy,
     }
+    row.update(_decision_values(decision, "decision"))
+    return row
+
+
+def _decision_values(decision: Decision, where: str) -> dict[str, Any]:
+    # Field names are plain constants on the hot path; the prefix is added only when something is wrong.
+    try:
+        if not isinstance(decision, Decision):
+            raise InvalidRecordError("", f"must be an engine Decision, got {type(decision).__name__}")
+        from_pool = _pool(decision.from_pool, "from_pool")
+        to_pool = _pool(decision.to_pool, "to_pool")
+        return {
+            "instance_id": _string(decision.instance_id, "instance_id", tables.INSTANCE_ID_MAX_LEN),
+            "action": _enum(Action, decision.action, "action").value,
+            "rule": _enum(Rule, decision.rule, "rule").value,
+            "reason": _string(decision.reason, "reason", None, allow_empty=True),
+            "decided_at_s": _epoch(decision.decided_at_s, "decided_at_s"),
+            "from_instance_type": from_pool.instance_type,
+            "from_availability_zone": from_pool.availability_zone,
+            "from_lifecycle": _enum(Lifecycle, decision.from_lifecycle, "from_lifecycle").value,
+            "to_instance_type": to_pool.instance_type,
+            "to_availability_zone": to_pool.availability_zone,
+            "to_lifecycle": _enum(Lifecycle, decision.to_lifecycle, "to_lifecycle").value,
+            "saving_usd_per_hour": _finite(decision.saving_usd_per_hour, "saving_usd_per_hour"),
+            "numbers": _numbers(decision.numbers, "numbers"),
+            "candidates": _candidates(decision.candidates, "candidates"),
+            "policy": _string(decision.policy, "policy", tables.POLICY_MAX_LEN, allow_empty=True),
+        }
+    except InvalidRecordError as exc:
+        raise _under(where, exc) from None
+
+
+def _under(where: str, exc: InvalidRecordError) -> InvalidRecordError:
+    """The same error, its field placed under ``where`` (``candidates[0].risk`` -> ``decision.candidates...``)."""
+    if not where:
+        return exc
+    field = where if not exc.field else f"{where}{exc.field}" if exc.field.startswith("[") else f"{where}.{exc.field}"
+    return InvalidRecordError(field, exc.message)
 
 
 def record_from_row(row: Mapping[str, Any]) -> DecisionRecord:
-    """A ``decisions`` row back into a DecisionRecord; a corrupt row is an error naming its stream and seq."""
-    where = f"decisions row {row.get('account')!r}/{row.get('region')!r} seq {row.get('seq')}"
-    candidates = row["candidates"]
-    if not isinstance(candidates, list):
-        raise InvalidRecordError(f"{where}.candidates", "must be a JSON list")
-    decision = Decision(
-        instance_id=row["instance_id"],
-        action=_enum(Action, row["action"], f"{where}.action"),
-        rule=_enum(Rule, row["rule"], f"{where}.rule"),
-        reason=row["reason"],
-        decided_at_s=row["decided_at_s"],
-        from_pool=Pool(row["from_instance_type"], row["from_availability_zone"]),
-        from_lifecycle=_enum(Lifecycle, row["from_lifecycle"], f"{where}.from_lifecycle"),
-        to_pool=Pool(row["to_instance_type"], row["to_availability_zone"]),
-        to_lifecycle=_enum(Lifecycle, row["to_lifecycle"], f"{where}.to_lifecycle"),
-        saving_usd_per_hour=row["saving_usd_per_hour"],
-        numbers=row["numbers"],
-        candidates=tuple(_candidate_from_json(c, f"{where}.candidates[{i}]") for i, c in enumerate(candidates)),
-        policy=row["policy"],
-    )
-    return DecisionRecord(row["account"], row["region"], int(row["seq"]), check_decision(decision, where))
+    """A ``decisions`` row back into a DecisionRecord; a corrupt row is an error naming its stream and seq.
+
+    Rows were validated on the way in, so only what the database itself could have mangled (enum
+    strings, the JSON columns) is checked again: this is the replay path, thousands of rows at a time.
+    """
+    try:
+        candidates = row["candidates"]
+        if not isinstance(candidates, list):
+            raise InvalidRecordError("candidates", "must be a JSON list")
+        decision = Decision(
+            instance_id=row["instance_id"],
+            action=_enum(Action, row["action"], "action"),
+            rule=_enum(Rule, row["rule"], "rule"),
+            reason=row["reason"],
+            decided_at_s=row["decided_at_s"],
+            from_pool=Pool(row["from_instance_type"], row["from_availability_zone"]),
+            from_lifecycle=_enum(Lifecycle, row["from_lifecycle"], "from_lifecycle"),
+            to_pool=Pool(row["to_instance_type"], row["to_availability_zone"]),
+            to_lifecycle=_enum(Lifecycle, row["to_lifecycle"], "to_lifecycle"),
+            saving_usd_per_hour=row["saving_usd_per_hour"],
+            numbers=_numbers(row["numbers"], "numbers"),
+            candidates=tuple(_candidate_from_json(c, f"candidates[{i}]") for i, c in enumerate(candidates)),
+            policy=row["policy"],
+        )
+    except InvalidRecordError as exc:
+        where = f"decisions row {row.get('account')!r}/{row.get('region')!r} seq {row.get('seq')}"
+        raise _under(where, exc) from None
+    return DecisionRecord(row["account"], row["region"], int(row["seq"]), decision)
 
 
 # --- instances <-> rows ------------------------------------------------------------------------------
@@ -287,6 +311,8 @@ def instance_from_row(row: Mapping[str, Any]) -> Instance:
 
 
 def _enum(kind: type[E], value: Any, where: str) -> E:
+    if type(value) is kind:
+        return value  # type: ignore[no-any-return]
     try:
         return kind(value)
     except ValueError:
@@ -307,6 +333,8 @@ def _string(value: Any, where: str, max_len: int | None, *, allow_empty: bool = 
 
 
 def _finite(value: Any, where: str) -> float:
+    if type(value) is float and math.isfinite(value):
+        return value
     if isinstance(value, bool) or not isinstance(value, Real):
         raise InvalidRecordError(where, f"must be a number, got {type(value).__name__}")
     number = float(value)
@@ -332,12 +360,14 @@ def _seq(value: Any, where: str) -> int:
 
 
 def _pool(value: Any, where: str) -> Pool:
-    if not isinstance(value, Pool):
+    if type(value) is not Pool:
         raise InvalidRecordError(where, f"must be a Pool, got {type(value).__name__}")
-    return Pool(
-        _string(value.instance_type, f"{where}.instance_type", tables.INSTANCE_TYPE_MAX_LEN),
-        _string(value.availability_zone, f"{where}.availability_zone", tables.ZONE_MAX_LEN),
-    )
+    try:
+        _string(value.instance_type, "instance_type", tables.INSTANCE_TYPE_MAX_LEN)
+        _string(value.availability_zone, "availability_zone", tables.ZONE_MAX_LEN)
+    except InvalidRecordError as exc:
+        raise _under(where, exc) from None
+    return value
 
 
 def _pool_key(pool: Pool, where: str) -> str:
@@ -351,31 +381,38 @@ def _numbers(value: Any, where: str) -> dict[str, float]:
     for key, number in value.items():
         if not isinstance(key, str) or not key:
             raise InvalidRecordError(where, f"keys must be non-empty strings, got {key!r}")
-        out[key] = _finite(number, f"{where}[{key!r}]")
+        try:
+            out[key] = _finite(number, "")
+        except InvalidRecordError as exc:
+            raise _under(f"{where}[{key!r}]", exc) from None
     return out
 
 
-def _candidates(value: Any, where: str) -> tuple[Candidate, ...]:
+def _candidates(value: Any, where: str) -> list[dict[str, Any]]:
     if not isinstance(value, tuple | list):
         raise InvalidRecordError(where, f"must be a sequence of Candidate, got {type(value).__name__}")
     out = []
     for i, c in enumerate(value):
-        at = f"{where}[{i}]"
-        if not isinstance(c, Candidate):
-            raise InvalidRecordError(at, f"must be a Candidate, got {type(c).__name__}")
-        price = _finite(c.price_usd_per_hour, f"{at}.price_usd_per_hour")
-        if price < 0:
-            raise InvalidRecordError(f"{at}.price_usd_per_hour", f"must be >= 0, got {price}")
-        risk = _finite(c.risk, f"{at}.risk")
-        if not 0.0 <= risk <= 1.0:
-            raise InvalidRecordError(f"{at}.risk", f"is a probability, must be in [0, 1], got {risk}")
-        out.append(
-            Candidate(
-                pool=_pool(c.pool, f"{at}.pool"),
-                lifecycle=_enum(Lifecycle, c.lifecycle, f"{at}.lifecycle"),
-                price_usd_per_hour=price,
-                risk=risk,
-                expected_cost_usd_per_hour=_finite(c.expected_cost_usd_per_hour, f"{at}.expected_cost_usd_per_hour"),
-            )
-        )
-    return tuple(out)
+        try:
+            out.append(_candidate(c))
+        except InvalidRecordError as exc:
+            raise _under(f"{where}[{i}]", exc) from None
+    return out
+
+
+def _candidate(c: Any) -> dict[str, Any]:
+    if not isinstance(c, Candidate):
+        raise InvalidRecordError("", f"must be a Candidate, got {type(c).__name__}")
+    price = _finite(c.price_usd_per_hour, "price_usd_per_hour")
+    if price < 0:
+        raise InvalidRecordError("price_usd_per_hour", f"must be >= 0, got {price}")
+    risk = _finite(c.risk, "risk")
+    if not 0.0 <= risk <= 1.0:
+        raise InvalidRecordError("risk", f"is a probability, must be in [0, 1], got {risk}")
+    return {
+        "pool": _pool(c.pool, "pool").key,
+        "lifecycle": _enum(Lifecycle, c.lifecycle, "lifecycle").value,
+        "price_usd_per_hour": price,
+        "risk": risk,
+        "expected_cost_usd_per_hour": _finite(c.expected_cost_usd_per_hour, "expected_cost_usd_per_hour"),
+    }
