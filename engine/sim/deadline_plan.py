@@ -1,0 +1,150 @@
+"""Decision tables for the risk-aware deadline policy: the best action under a learned spot model.
+
+Spot availability is modelled as a two-state Markov chain (available <-> unavailable) whose mean
+durations the policy learns online, per run, from what it has observed (and from the risk model's
+predictions when given). For every pair of mean durations on a log grid, a backward dynamic program
+computes the action that minimises the *expected* cost to finish, with state ``(ticks to deadline,
+slack left, mode, spot available now)``. A state from which some availability sequence makes the deadline
+unreachable has infinite expected cost (every sequence has positive probability under the chain), so the
+tables never take a risk with the deadline: the policy cannot miss one by construction, whatever the trace.
+
+Slack left, ``s = ticks_left * tick_u - work_left_u - pending_overhead_u``, is what the job can still
+lose to idling and restarts; a restart is charged in full when it starts (conservative when the restart
+overhead spans more than one tick).
+
+Nothing here is fitted to any trace: the grid spans minutes to weeks, and the costs are the job's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import numpy.typing as npt
+
+from engine.sim.clock import DeadlineJob, WorkClock
+from engine.sim.deadline import IDLE, ON_DEMAND, SPOT
+
+# Mean run lengths (hours) the tables are solved for; log-spaced from a few minutes to months.
+DEFAULT_MEAN_HOURS: tuple[float, ...] = tuple(float(x) for x in np.geomspace(0.05, 2000.0, 14))
+MAX_TABLE_BYTES = 256 * 2**20
+MAX_SLACK_STATES = 512
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class DeadlinePlan:
+    """``action[u, d, tau, s, mode, avail]``: the mode to take, for mean up-time ``mean_hours[u]``, mean
+    down-time ``mean_hours[d]``, ``tau`` ticks left, slack ``s`` (in units of ``slack_unit_u``)."""
+
+    mean_hours: tuple[float, ...]
+    action: npt.NDArray[np.int8]
+    slack_unit_u: int
+    max_tau: int
+
+    def grid_index(self, mean_hours: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
+        """Nearest grid point in log space.
+
+        >>> plan = DeadlinePlan((1.0, 10.0, 100.0), np.zeros((3, 3, 1, 1, 3, 2), np.int8), 1, 0)
+        >>> plan.grid_index(np.array([0.5, 2.0, 4.0, 40.0, 1e6])).tolist()
+        [0, 0, 1, 2, 2]
+        """
+        logs = np.log(np.asarray(self.mean_hours))
+        edges = (logs[1:] + logs[:-1]) / 2
+        return np.searchsorted(edges, np.log(np.maximum(mean_hours, 1e-12))).astype(np.intp)
+
+    def lookup(
+        self,
+        up: npt.NDArray[np.intp],
+        down: npt.NDArray[np.intp],
+        tau: npt.NDArray[np.int64],
+        slack_u: npt.NDArray[np.int64],
+        mode: npt.NDArray[np.int8],
+        available: npt.NDArray[np.bool_],
+    ) -> npt.NDArray[np.int8]:
+        """The planned mode per run; on-demand where the slack is gone or the deadline has passed."""
+        s = slack_u // self.slack_unit_u  # floor: never credit slack the job does not have
+        n_s = self.action.shape[3]
+        lost = (s < 0) | (tau <= 0)
+        picked = self.action[
+            up, down, np.clip(tau, 0, self.max_tau), np.clip(s, 0, n_s - 1), mode, available.astype(np.intp)
+        ]
+        return np.where(lost, ON_DEMAND, picked).astype(np.int8)
+
+
+@lru_cache(maxsize=8)
+def solve_plan(job: DeadlineJob, clock: WorkClock, mean_hours: tuple[float, ...] = DEFAULT_MEAN_HOURS) -> DeadlinePlan:
+    """Solve the tables for one job on one clock (cached: every shard of a run reuses them)."""
+    unit = 1
+    while clock.slack_u // unit >= MAX_SLACK_STATES or clock.tick_u % unit:
+        unit += 1
+        if unit > clock.tick_u:
+            unit = clock.tick_u
+            break
+    tick_u = clock.tick_u // unit
+    overhead_u = -(-clock.overhead_u // unit)  # round the restart cost up: conservative
+    n_s = clock.slack_u // unit + 1
+    g = len(mean_hours)
+    per_tau = g * g * n_s * 6
+    max_tau = max(1, min(clock.deadline_ticks, MAX_TABLE_BYTES // per_tau - 1))
+
+    means_ticks = np.asarray(mean_hours) * 3600.0 / clock.tick_s
+    leave = -np.expm1(-1.0 / means_ticks)  # per-tick probability of leaving a state with that mean
+    p_up_up = np.repeat(1.0 - leave, g)  # (G,) flattened (u, d): stay available
+    p_down_up = np.tile(leave, g)  # (G,): return from unavailable
+    p_next_up = np.stack([p_down_up, p_up_up], axis=1)[:, None, :]  # (G, 1, avail now)
+
+    spot_usd = job.spot_usd_per_hour * clock.tick_hours
+    od_usd = job.on_demand_usd_per_hour * clock.tick_hours
+    s_idx = np.arange(n_s)
+    value = np.zeros((g * g, n_s, 3, 2))  # tau = 0: only done states remain, at zero cost
+    value[:, s_idx < 0] = np.inf
+    action = np.zeros((max_tau + 1, g * g, n_s, 3, 2), np.int8)
+    action[0] = ON_DEMAND
+    for tau in range(1, clock.deadline_ticks + 1):
+        done_next = s_idx >= (tau - 1) * tick_u
+        v_next = np.where(done_next[None, :, None, None], 0.0, value)
+        # expected value of holding mode x after this tick, given availability now: (G, S, 2)
+        held = {}
+        for x in (IDLE, SPOT, ON_DEMAND):
+            lost_to = IDLE if x == SPOT else x
+            held[x] = (
+                p_next_up * v_next[:, :, x, 1][:, :, None] + (1.0 - p_next_up) * v_next[:, :, lost_to, 0][:, :, None]
+            )
+        q = np.full((4, g * g, n_s, 3, 2), np.inf)  # candidate: 0 spot, 1 idle, 2 on-demand (3 unused)
+        idle_val = _shift(held[IDLE], tick_u)
+        for m in (IDLE, SPOT, ON_DEMAND):
+            q[1, :, :, m, :] = idle_val
+            for x, slot, usd in ((SPOT, 0, spot_usd), (ON_DEMAND, 2, od_usd)):
+                q[slot, :, :, m, :] = usd + (held[x] if m == x else _shift(held[x], overhead_u))
+        q[0, :, :, :, 0] = np.inf  # no spot where there is none
+        best = np.argmin(q[:3], axis=0)
+        best_val = np.take_along_axis(q[:3], best[None], axis=0)[0]
+        codes = np.array([SPOT, IDLE, ON_DEMAND], np.int8)[best]
+        codes[~np.isfinite(best_val)] = ON_DEMAND
+        value = best_val
+        if tau <= max_tau:
+            action[tau] = codes
+    table = action.reshape(max_tau + 1, g, g, n_s, 3, 2).transpose(1, 2, 0, 3, 4, 5)
+    return DeadlinePlan(tuple(mean_hours), np.ascontiguousarray(table), unit, max_tau)
+
+
+def _shift(values: npt.NDArray[np.float64], by: int) -> npt.NDArray[np.float64]:
+    """``out[:, s] = values[:, s - by]``: the value after losing ``by`` units of slack (inf below 0)."""
+    if by == 0:
+        return values
+    out = np.full_like(values, np.inf)
+    if by < values.shape[1]:
+        out[:, by:] = values[:, :-by]
+    return out
+
+
+def mean_hours_from_risk(risk: npt.NDArray[np.float32], horizon_s: float) -> npt.NDArray[np.float64]:
+    """The mean time to the next loss of spot implied by P(unavailable within ``horizon_s``), assuming a
+    constant hazard.
+
+    >>> mean_hours_from_risk(np.array([1 - np.exp(-1)]), 3600.0).round(6).tolist()
+    [1.0]
+    """
+    p = np.clip(risk.astype(np.float64), 1e-6, 1 - 1e-9)
+    return horizon_s / 3600.0 / -np.log1p(-p)

@@ -1,0 +1,193 @@
+"""The deadline kernel: its rules, the paper's published numbers, the offline optimum, the policies."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.market import MarketTrace
+from engine.sim.backtest import run_deadline_shard
+from engine.sim.clock import DeadlineJob, JobError, WorkClock
+from engine.sim.deadline import Mode, simulate_deadline
+from engine.sim.deadline_policies import GreedyPolicy, OnDemandPolicy
+from engine.sim.optimal import optimal_deadline
+from engine.sim.risk_deadline import RiskAwareDeadlinePolicy
+from engine.sim.runs import runs_from_trace, runs_from_windows
+from engine.traces import read_windows
+from engine.types import Pool
+
+PAPER_JOB = DeadlineJob(
+    job_hours=48, deadline_hours=52, restart_overhead_hours=0.1, spot_usd_per_hour=0.9731, on_demand_usd_per_hour=3.06
+)
+
+
+def job(
+    job_hours: float = 1.0, deadline_hours: float = 1.5, overhead: float = 0.1, spot: float = 1.0, od: float = 3.0
+) -> DeadlineJob:
+    return DeadlineJob(job_hours, deadline_hours, overhead, spot, od)
+
+
+def columns(*patterns: str, length: int = 40) -> np.ndarray:
+    """Availability columns from strings like '1100..' (1 = spot available), padded unavailable."""
+    out = np.zeros((length, len(patterns)), dtype=bool)
+    for i, p in enumerate(patterns):
+        out[: len(p), i] = [c == "1" for c in p]
+    return out
+
+
+def test_on_demand_pays_every_tick_and_the_restart_in_the_first_tick() -> None:
+    j = job()
+    clock = WorkClock.of(j, 600)
+    out = simulate_deadline(j, clock, columns("1" * 40), OnDemandPolicy())
+    # 3600 s of work, first tick gives 600 - 360 s: 7 ticks, each paid at $3/h for 1/6 h
+    assert out.finish_tick.tolist() == [7]
+    assert out.cost_usd.tolist() == pytest.approx([3.5])
+    assert out.restarts.tolist() == [1]
+    assert not out.missed.any()
+
+
+def test_a_preemption_forces_a_restart_and_is_counted() -> None:
+    j = job()
+    clock = WorkClock.of(j, 600)
+    out = simulate_deadline(j, clock, columns("11011111111"), GreedyPolicy())
+    assert out.preemptions.tolist() == [1]
+    assert out.restarts.tolist() == [2]
+    # progress: 240 + 600 | idle | 240 + 4 x 600 = 3480 < 3600 -> one more tick: 9 ticks
+    assert out.finish_tick.tolist() == [9]
+    assert out.idle_ticks.tolist() == [1]
+
+
+def test_greedy_falls_back_to_on_demand_before_it_is_too_late() -> None:
+    j = job()
+    clock = WorkClock.of(j, 600)
+    out = simulate_deadline(j, clock, columns("0" * 40), GreedyPolicy())
+    assert not out.missed.any()
+    assert out.on_demand_ticks.tolist() == [7]
+    assert out.idle_ticks.tolist() == [1]  # 9 ticks to the deadline, 7 on demand needed, 1 spare kept
+
+
+def test_impossible_job_is_rejected_with_a_clear_message() -> None:
+    with pytest.raises(JobError, match="impossible job"):
+        DeadlineJob(10, 9, 0.1, 1.0, 3.0)
+
+
+def test_a_policy_asking_for_missing_spot_is_an_error() -> None:
+    class AlwaysSpot:
+        name = "always_spot"
+
+        def start(self, job, clock, n_runs, risk):
+            return self
+
+        def decide(self, tick, state, available):
+            return np.full(available.shape, Mode.SPOT, np.int8)
+
+    j = job()
+    with pytest.raises(RuntimeError, match="always_spot asked for spot"):
+        simulate_deadline(j, WorkClock.of(j, 600), columns("10"), AlwaysSpot())
+
+
+def _brute_force_cost(j: DeadlineJob, clock: WorkClock, avail: np.ndarray) -> float:
+    """Cheapest schedule by enumerating every mode sequence through the real kernel rules."""
+    best = np.inf
+    n = clock.deadline_ticks
+    for seq in itertools.product((0, 1, 2), repeat=n):
+        if any(m == 1 and not avail[t] for t, m in enumerate(seq)):
+            continue
+
+        class Fixed:
+            name = "fixed"
+
+            def start(self, job, clock, n_runs, risk, seq=seq):
+                self.seq = seq
+                return self
+
+            def decide(self, tick, state, available):
+                mode = self.seq[tick] if tick < len(self.seq) else Mode.ON_DEMAND
+                return np.array([mode], np.int8)
+
+        out = simulate_deadline(j, clock, avail[:, None], Fixed())
+        if not out.missed[0]:
+            best = min(best, float(out.cost_usd[0]))
+    return best
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_optimal_equals_brute_force_on_small_random_traces(seed: int) -> None:
+    j = job(job_hours=0.5, deadline_hours=1.0, overhead=0.1)
+    clock = WorkClock.of(j, 600)
+    rng = np.random.default_rng(seed)
+    avail = rng.random(clock.horizon_ticks) < 0.6
+    out = optimal_deadline(j, clock, avail[:, None])
+    assert out.cost_usd[0] == pytest.approx(_brute_force_cost(j, clock, avail))
+    assert not out.missed.any()
+
+
+def test_every_policy_makes_the_deadline_and_the_optimum_is_a_lower_bound() -> None:
+    j = job(job_hours=6, deadline_hours=8, overhead=0.2)
+    clock = WorkClock.of(j, 600)
+    rng = np.random.default_rng(7)
+    # sticky availability: spells of a few hours on and off
+    avail = np.zeros((clock.horizon_ticks, 64), dtype=bool)
+    state = rng.random(64) < 0.5
+    for t in range(clock.horizon_ticks):
+        flip = rng.random(64) < 0.08
+        state = state ^ flip
+        avail[t] = state
+    runs = runs_from_windows(list(avail.T), 600.0, clock)
+    outs = run_deadline_shard(j, runs, ["on_demand", "greedy", "uniform_progress", "risk_aware", "optimal"])
+    for name, out in outs.items():
+        assert not out.missed.any(), name
+        assert (outs["optimal"].cost_usd <= out.cost_usd + 1e-9).all(), name
+
+
+def test_risk_aware_reads_the_risk_it_is_given() -> None:
+    j = job(job_hours=6, deadline_hours=8, overhead=0.2)
+    clock = WorkClock.of(j, 600)
+    avail = columns("1" * 60, length=clock.horizon_ticks)
+    calm = np.full(avail.shape, 0.001, np.float32)
+    policy = RiskAwareDeadlinePolicy()
+    controller = policy.start(j, clock, 1, calm)
+    controller.observe(0, avail[0])
+    up, _ = controller.mean_hours()
+    assert up[0] > 100  # P(loss within 1 h) = 0.001 means spells of about 1000 h
+
+
+def test_windows_and_trace_runs_have_the_kernel_shape() -> None:
+    j = job()
+    clock = WorkClock.of(j, 600)
+    trace = MarketTrace(
+        (Pool("p3.2xlarge", "us-west-2a"), Pool("p3.2xlarge", "us-west-2b")), 0.0, 600.0, np.ones((50, 2), dtype=bool)
+    )
+    runs = runs_from_trace(trace, clock, 5, np.random.default_rng(0))
+    assert runs.available.shape == (clock.horizon_ticks, 5)
+    assert runs.labels[1].startswith("p3.2xlarge@us-west-2b from tick ")
+    short = MarketTrace(trace.pools, 0.0, 600.0, np.ones((3, 2), dtype=bool))
+    with pytest.raises(JobError, match="shorter than the deadline"):
+        runs_from_trace(short, clock, 5, np.random.default_rng(0))
+
+
+def test_paper_numbers_reproduce_on_the_published_windows(shared_data: Path) -> None:
+    windows = read_windows(shared_data / "traces" / "cant_be_late_windows_us-west-2a_v100_1.json.gz")
+    clock = WorkClock.of(PAPER_JOB, windows.tick_s)
+    runs = runs_from_windows(windows.available, windows.tick_s, clock)
+    outs = run_deadline_shard(PAPER_JOB, runs, ["on_demand", "greedy", "uniform_progress", "optimal"])
+    mean = {name: float(out.cost_usd.mean()) for name, out in outs.items()}
+    assert mean["on_demand"] == pytest.approx(147.39, rel=0.02)
+    assert mean["greedy"] == pytest.approx(109.61, rel=0.02)
+    assert mean["optimal"] == pytest.approx(67.93, rel=0.02)
+    # the paper: uniform progress closes about half of the greedy-to-optimal gap
+    closed = (mean["greedy"] - mean["uniform_progress"]) / (mean["greedy"] - mean["optimal"])
+    assert 0.35 < closed < 0.7
+    assert all(not out.missed.any() for out in outs.values())
+
+
+def test_risk_aware_beats_uniform_progress_on_the_published_windows(shared_data: Path) -> None:
+    windows = read_windows(shared_data / "traces" / "cant_be_late_windows_us-west-2a_v100_1.json.gz")
+    clock = WorkClock.of(PAPER_JOB, windows.tick_s)
+    runs = runs_from_windows(windows.available, windows.tick_s, clock)
+    outs = run_deadline_shard(PAPER_JOB, runs, ["uniform_progress", "risk_aware"])
+    assert not outs["risk_aware"].missed.any()
+    assert outs["risk_aware"].cost_usd.mean() < outs["uniform_progress"].cost_usd.mean()
