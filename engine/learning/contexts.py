@@ -27,7 +27,8 @@ def age_bucket(log_age: FloatArray) -> IntArray:
     [0, 5, 10]
     """
     raw = np.floor((log_age - np.log(AGE_OFFSET_H)) / np.log(2.0) + 1e-9)
-    return np.clip(raw, 0, AGE_BUCKETS - 1).astype(np.intp)
+    out: IntArray = np.clip(raw, 0, AGE_BUCKETS - 1).astype(np.intp)
+    return out
 
 
 def _state(x: FloatArray) -> IntArray:
@@ -49,7 +50,8 @@ def state_age_run(x: FloatArray) -> IntArray:
     """state x age x (age against the pool's typical run of this state) x recent flapping."""
     run = np.searchsorted(RUN_EDGES, x[:, COLUMN["run_rel"]])
     flaps = np.searchsorted(CHANGE_EDGES, x[:, COLUMN["changes_24h"]])
-    return (state_age(x) * (RUN_EDGES.size + 1) + run) * (CHANGE_EDGES.size + 1) + flaps
+    out: IntArray = (state_age(x) * (RUN_EDGES.size + 1) + run) * (CHANGE_EDGES.size + 1) + flaps
+    return out
 
 
 def state_of_state_age(ctx: IntArray) -> IntArray:
@@ -61,7 +63,8 @@ def state_of_state_age_share(ctx: IntArray) -> IntArray:
 
 
 def state_of_state_age_run(ctx: IntArray) -> IntArray:
-    return ctx // (AGE_BUCKETS * (RUN_EDGES.size + 1) * (CHANGE_EDGES.size + 1))
+    out: IntArray = ctx // (AGE_BUCKETS * (RUN_EDGES.size + 1) * (CHANGE_EDGES.size + 1))
+    return out
 
 
 N_STATE_AGE = 2 * AGE_BUCKETS

@@ -52,10 +52,12 @@ class LossWeightedMixture:
         score = own + self.prior_samples * mean_pooled
         score -= score.min(axis=1, keepdims=True)
         w = np.exp(-score)
-        return w / w.sum(axis=1, keepdims=True)
+        out: FloatArray = w / w.sum(axis=1, keepdims=True)
+        return out
 
     def predict_many(self, rows: IntArray, components: FloatArray) -> FloatArray:
-        return np.einsum("ij,ij->i", self.weights(rows), components)
+        out: FloatArray = np.einsum("ij,ij->i", self.weights(rows), components)
+        return out
 
     def learn_many(
         self, rows: IntArray, components: FloatArray, y: FloatArray, weight: FloatArray, now_s: float

@@ -87,7 +87,8 @@ class _Horizon:
 
     def corrected(self, rows: IntArray, price: FloatArray, signal: FloatArray) -> FloatArray:
         ret = self.coef[rows, 0] + self.coef[rows, 1] * signal
-        return price * np.exp(np.clip(ret, -1.0, 1.0))
+        out: FloatArray = price * np.exp(np.clip(ret, -1.0, 1.0))
+        return out
 
     def serves_corrected(self, rows: IntArray, extra_exposure: FloatArray) -> npt.NDArray[np.bool_]:
         lead = self.abs_persistence[rows] - self.abs_corrected[rows]
@@ -154,7 +155,8 @@ class PriceForecaster:
         return rows
 
     def _signal(self, state: _Horizon, rows: IntArray) -> FloatArray:
-        return np.nan_to_num(np.log(self.last_price[rows]) - state.log_mean[rows])
+        out: FloatArray = np.nan_to_num(np.log(self.last_price[rows]) - state.log_mean[rows])
+        return out
 
     def observe_array(self, now_s: float, pool_keys: Sequence[str], prices: FloatArray) -> None:
         """One tick of prices (USD/hour) for some pools; non-positive or NaN prices are skipped."""

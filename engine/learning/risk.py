@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from engine.learning import contexts, snapshot
 from engine.learning.drift import PoolDriftDetector
-from engine.learning.features import COLUMN, EXTRAS, FEATURES, FeatureState, PoolIndex
+from engine.learning.features import AGE_OFFSET_H, COLUMN, EXTRAS, FEATURES, FeatureState, PoolIndex
 from engine.learning.hierarchy import HierarchicalCounts
 from engine.learning.labels import DelayedLabelQueue, Matured, Pending
 from engine.learning.linear import OnlineLogistic, logit
@@ -161,7 +161,7 @@ class RiskModel:
         """Risk for rows (-1 = a pool never seen: the shared prior's view of a fresh, available pool)."""
         known = rows >= 0
         x = np.zeros((rows.size, len(FEATURES)))
-        x[:, COLUMN["log_age"]] = np.log(contexts.AGE_OFFSET_H)
+        x[:, COLUMN["log_age"]] = np.log(AGE_OFFSET_H)
         if known.any():
             x[known] = self.features.matrix(now_s, rows[known])
         return self.components_many(rows, x)[:, -1]
