@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -19,7 +20,7 @@ from test_store_codec import T0_S, every_kind_of_decision, make_decision, make_i
 
 from actors.store import MAX_PAGE, DecisionRecord, Store, decision_to_json
 from actors.store.db import create_engine
-from actors.store.errors import DatabaseUnavailableError, InvalidRecordError
+from actors.store.errors import DatabaseUnavailableError, DatabaseURLError, InvalidRecordError
 from actors.store.migrate import current_revision, head_revision
 from actors.store.tables import METADATA
 from actors.store.testing import scratch_database
@@ -113,6 +114,30 @@ async def test_concurrent_opens_migrate_once_without_errors(store_url: str) -> N
 async def test_opening_an_unmigrated_database_without_migrating_says_to_upgrade(store_url: str) -> None:
     with pytest.raises(DatabaseUnavailableError, match=r"revision none.*spot-optimizer db upgrade"):
         await Store.open(store_url, migrate=False)
+
+
+async def test_an_in_memory_sqlite_store_keeps_its_data_while_open() -> None:
+    store = await Store.open("sqlite+aiosqlite://")
+    try:
+        await store.save_decisions(ACCOUNT, REGION, timeline(2))
+        await store.upsert_instances(ACCOUNT, REGION, [make_instance()], now_s=T0_S)
+        assert seqs(await store.list_decisions(ACCOUNT, REGION)) == [2, 1]
+        assert await store.list_instances(ACCOUNT, REGION) == [make_instance()]
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "error", "message"),
+    [
+        ("mysql://root@db/spot", DatabaseURLError, "unsupported database 'mysql'"),
+        ("spot.db", DatabaseURLError, "not a database URL: 'spot.db'"),
+        ("sqlite+aiosqlite:///no/such/dir/spot.db", DatabaseUnavailableError, "directory no/such/dir does not exist"),
+    ],
+)
+async def test_open_names_a_bad_url_or_a_missing_directory(url: str, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        await Store.open(url)
 
 
 async def test_ping_answers_for_a_live_database(store: Store) -> None:

@@ -238,7 +238,7 @@ def _under(where: str, exc: InvalidRecordError) -> InvalidRecordError:
     return InvalidRecordError(field, exc.message)
 
 
-def record_from_row(row: Mapping[str, Any]) -> DecisionRecord:
+def record_from_row(row: Mapping[Any, Any]) -> DecisionRecord:
     """A ``decisions`` row back into a DecisionRecord; a corrupt row is an error naming its stream and seq.
 
     Rows were validated on the way in, so only what the database itself could have mangled (enum
@@ -294,7 +294,7 @@ def instance_to_row(account: str, region: str, instance: Instance, now_s: float)
     }
 
 
-def instance_from_row(row: Mapping[str, Any]) -> Instance:
+def instance_from_row(row: Mapping[Any, Any]) -> Instance:
     """An ``instances`` row back into the engine's Instance."""
     where = f"instances row {row.get('account')!r}/{row.get('region')!r} {row.get('instance_id')!r}"
     return Instance(
@@ -312,7 +312,7 @@ def instance_from_row(row: Mapping[str, Any]) -> Instance:
 
 def _enum(kind: type[E], value: Any, where: str) -> E:
     if type(value) is kind:
-        return value  # type: ignore[no-any-return]
+        return value
     try:
         return kind(value)
     except ValueError:
