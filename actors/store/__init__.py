@@ -4,6 +4,7 @@ SQLite (``sqlite+aiosqlite:///file.db``) by default, PostgreSQL (``postgresql+as
 production; the same code and the same tests run on both.
 """
 
+from actors.store import tenancy_tables as _tenancy_tables  # noqa: F401  (registers the tenancy tables in METADATA)
 from actors.store.codec import DecisionRecord, decision_from_json, decision_to_json
 from actors.store.errors import DatabaseUnavailableError, DatabaseURLError, InvalidRecordError, StoreError
 from actors.store.repository import MAX_PAGE, MAX_REPLAY, Store
