@@ -13,12 +13,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import numpy as np
+import numpy.typing as npt
 import ray
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from engine.sim.backtest import run_deadline_shard
+from engine.policy import PolicyParams
+from engine.sim.backtest import run_deadline_shard, run_fleet_shard
 from engine.sim.clock import DeadlineJob
 from engine.sim.deadline import DeadlineOutcome
+from engine.sim.fleet import FleetMarket, FleetOutcome, merge_fleet
 from engine.sim.report import merge_outcomes
 from engine.sim.runs import DeadlineRuns
 
@@ -121,3 +125,36 @@ def map_shards(
     connect(target or RayTarget())
     remote = ray.remote(fn)
     return gather([remote.remote(*args) for args in shards], label, show_progress)
+
+
+@ray.remote
+def _fleet_task(
+    market: FleetMarket,
+    policies: Sequence[str],
+    starts: npt.NDArray[np.int64],
+    n_ticks: int,
+    fleet_size: int,
+    params: PolicyParams | None,
+) -> dict[str, FleetOutcome]:
+    return run_fleet_shard(market, policies, starts, n_ticks, fleet_size, params)
+
+
+def simulate_fleet_runs(
+    market: FleetMarket,
+    policies: Sequence[str],
+    starts: npt.NDArray[np.int64],
+    n_ticks: int,
+    fleet_size: int,
+    params: PolicyParams | None = None,
+    target: RayTarget | None = None,
+    show_progress: bool = False,
+) -> dict[str, FleetOutcome]:
+    """Every policy on every fleet run, sharded over Ray (the market is shipped once)."""
+    connect(target or RayTarget())
+    market_ref = ray.put(market)
+    bounds = shard_bounds(len(starts), cluster_cpus(), min_runs=1)
+    refs = [
+        _fleet_task.remote(market_ref, tuple(policies), starts[a:b], n_ticks, fleet_size, params) for a, b in bounds
+    ]
+    parts: list[dict[str, FleetOutcome]] = gather(refs, "fleet runs", show_progress)
+    return {name: merge_fleet([p[name] for p in parts]) for name in policies}

@@ -155,3 +155,69 @@ def test_single_trace_runs_start_at_seeded_random_ticks(tmp_path: Path, ray_sess
     assert outs[0] == outs[1]
     assert outs[0]["runs"] == 40
     assert outs[0]["policies"]["risk_aware"]["deadline_misses"] == 0
+
+
+@pytest.mark.ray
+def test_fleet_cli_writes_the_report(tmp_path: Path, ray_session: object) -> None:
+    bundle = {
+        "convention": "available",
+        "traces": {
+            "us-west-2a_v100_1.json": {"metadata": {"gap_seconds": 600}, "data": ([1] * 9 + [0]) * 10},
+            "us-west-2b_v100_1.json": {"metadata": {"gap_seconds": 600}, "data": [1] * 100},
+        },
+    }
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(bundle))
+    out = tmp_path / "f.json"
+    result = runner.invoke(
+        app,
+        [
+            "simulate",
+            "fleet",
+            "--availability",
+            str(path),
+            "--spot-price",
+            "0.9",
+            "--on-demand-price",
+            "3.06",
+            "--fleet-size",
+            "2",
+            "--runs",
+            "3",
+            "--hours",
+            "5",
+            "--policy",
+            "on_demand",
+            "--policy",
+            "reactive",
+            "--json",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["workload"] == "fleet"
+    assert report["runs"] == 3
+    od = report["policies"]["on_demand"]
+    assert od["total_cost"] == pytest.approx(od["on_demand_cost"])
+    assert od["on_demand_cost"] == pytest.approx(3 * 2 * 5 * 3.06)
+    assert report["policies"]["reactive"]["savings_pct"] > 50
+
+
+def test_fleet_without_prices_is_a_clear_error(tmp_path: Path) -> None:
+    path = write_trace(tmp_path / "us-west-2a_v100_1.json", [1] * 50, convention="available")
+    result = runner.invoke(
+        app,
+        [
+            "simulate",
+            "fleet",
+            "--availability",
+            str(path),
+            "--on-demand-price",
+            "3",
+            "--json",
+            str(tmp_path / "f.json"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "no spot prices" in " ".join(result.output.split())

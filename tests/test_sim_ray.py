@@ -31,3 +31,24 @@ def test_fan_out_matches_a_single_process(ray_session: object) -> None:
     for name in policies:
         np.testing.assert_allclose(fanned[name].cost_usd, local[name].cost_usd)
         np.testing.assert_array_equal(fanned[name].finish_tick, local[name].finish_tick)
+
+
+@pytest.mark.ray
+def test_fleet_fan_out_matches_a_single_process(ray_session: object) -> None:
+    from actors.simulation import simulate_fleet_runs
+    from engine.market import MarketTrace
+    from engine.sim.backtest import run_fleet_shard
+    from engine.sim.fleet import FleetMarket
+    from engine.types import Pool
+
+    rng = np.random.default_rng(2)
+    avail = rng.random((120, 3)) < 0.85
+    pools = tuple(Pool("m5.large", f"us-east-1{z}") for z in "abc")
+    trace = MarketTrace(pools, 0.0, 600.0, avail, np.tile([0.3, 0.35, 0.4], (120, 1)), np.full(3, 1.0))
+    market = FleetMarket.of(trace, np.where(avail, 0.05, 1.0), 3600.0)
+    starts = rng.integers(0, 60, 6)
+    fanned = simulate_fleet_runs(market, ["risk_aware", "reactive"], starts, 60, 3)
+    local = run_fleet_shard(market, ["risk_aware", "reactive"], starts, 60, 3)
+    for name in ("risk_aware", "reactive"):
+        np.testing.assert_allclose(fanned[name].cost_usd, local[name].cost_usd)
+        np.testing.assert_array_equal(fanned[name].interruptions, local[name].interruptions)

@@ -15,12 +15,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from actors.simulation import RayTarget, simulate_deadline_runs
+from actors.simulation import RayTarget, simulate_deadline_runs, simulate_fleet_runs
+from engine.policy import POLICY_NAMES, PolicyParams
 from engine.sim.backtest import DEADLINE_POLICY_NAMES, deadline_policy
 from engine.sim.clock import DeadlineJob, JobError, WorkClock
+from engine.sim.fleet import FleetMarket, fleet_metrics
 from engine.sim.report import deadline_report
 from engine.sim.runs import DeadlineRuns, runs_from_trace, runs_from_windows
-from engine.traces import Convention, TraceError, load_availability, read_json, read_windows
+from engine.traces import Convention, TraceError, load_availability, load_market, read_json, read_windows
 
 ConventionOption = Annotated[
     Convention | None,
@@ -110,6 +112,95 @@ def run_deadline(
     return report
 
 
+def run_fleet(
+    availability: Path,
+    prices: Path | None,
+    spot_price: float | None,
+    on_demand_price: float | None,
+    policies: list[str],
+    fleet_size: int,
+    n_runs: int,
+    hours: float | None,
+    seed: int,
+    convention: Convention | None,
+    json_out: Path,
+    plot: Path | None,
+    target: RayTarget,
+    params: PolicyParams,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Load the market, simulate every policy's fleets, report (and plot)."""
+    unknown = [p for p in policies if p not in POLICY_NAMES]
+    if unknown:
+        raise UsageError(f"unknown fleet policy {unknown[0]!r}; choose from {', '.join(POLICY_NAMES)}")
+    if fleet_size <= 0 or n_runs <= 0:
+        raise UsageError("--fleet-size and --runs must be positive")
+    for name, price in (("--spot-price", spot_price), ("--on-demand-price", on_demand_price)):
+        if price is not None and not price > 0:
+            raise UsageError(f"{name} must be positive, got {price}")
+    trace = load_market(availability, prices, convention=convention)
+    n_ticks = trace.n_ticks // 2 if hours is None else round(hours * 3600.0 / trace.tick_s)
+    if not 0 < n_ticks <= trace.n_ticks:
+        raise UsageError(f"--hours must be within the trace's {trace.n_ticks * trace.tick_s / 3600:.1f} h, got {hours}")
+    from engine.learning.series import risk_series
+
+    risk = risk_series(trace, params.risk_horizon_s)
+    try:
+        market = FleetMarket.of(trace, risk, params.risk_horizon_s, spot_price, on_demand_price)
+    except ValueError as exc:
+        raise UsageError(f"{availability}: {exc}") from None
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, trace.n_ticks - n_ticks + 1, size=n_runs)
+    outcomes = simulate_fleet_runs(market, policies, starts, n_ticks, fleet_size, params, target, show_progress)
+    report = {
+        "workload": "fleet",
+        "runs": n_runs,
+        "settings": {
+            "availability": str(availability),
+            "prices": None if prices is None else str(prices),
+            "fleet_size": fleet_size,
+            "hours_per_run": n_ticks * trace.tick_s / 3600.0,
+            "seed": seed,
+            "pools": [p.key for p in trace.pools],
+            "restart_hours": params.restart_hours,
+            "spot_price": "from the trace" if spot_price is None else spot_price,
+            "on_demand_price": [float(x) for x in market.on_demand_price],
+        },
+        "policies": {name: fleet_metrics(out) for name, out in outcomes.items()},
+    }
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if plot is not None:
+        from api.commands.simulate_plot import plot_policies
+
+        plot_policies(
+            plot,
+            f"fleet of {fleet_size}, {n_runs} runs of {n_ticks * trace.tick_s / 3600:.0f} h",
+            {n: o.cost_usd for n, o in outcomes.items()},
+            {n: o.interruptions.astype(np.float64) for n, o in outcomes.items()},
+            "mean interruptions per run",
+            cost_label="fleet cost per run (USD)",
+        )
+    return report
+
+
+def _fleet_table(report: dict[str, Any]) -> Table:
+    table = Table(title=f"fleet, {report['runs']} runs")
+    for column in ("policy", "total $", "savings %", "interruptions", "replacements", "fallbacks", "availability"):
+        table.add_column(column, justify="left" if column == "policy" else "right")
+    for name, m in report["policies"].items():
+        table.add_row(
+            name,
+            f"{m['total_cost']:.2f}",
+            f"{m['savings_pct']:.2f}",
+            str(m["interruptions"]),
+            str(m["replacements"]),
+            str(m["fallbacks"]),
+            f"{m['availability']:.4f}",
+        )
+    return table
+
+
 def _deadline_table(report: dict[str, Any]) -> Table:
     table = Table(title=f"deadline job, {report['runs']} runs")
     for column in ("policy", "mean $", "p50 $", "p90 $", "misses", "restarts"):
@@ -173,5 +264,46 @@ def register(app: typer.Typer) -> None:
         except (JobError, TraceError, UsageError, OSError) as exc:
             raise _fail(str(exc)) from None
         Console().print(_deadline_table(report))
+
+    @simulate_app.command("fleet")
+    def fleet_command(
+        availability: Annotated[Path, typer.Option(help="availability bundle: its traces are the pools")],
+        json_out: Annotated[Path, typer.Option("--json", help="where to write the JSON report")],
+        prices: Annotated[Path | None, typer.Option(help="joint prices or AWS spot price history")] = None,
+        spot_price: Annotated[float | None, typer.Option(help="constant spot price, USD/hour")] = None,
+        on_demand_price: Annotated[float | None, typer.Option(help="on-demand price, USD/hour")] = None,
+        policy: Annotated[list[str] | None, typer.Option(help=f"repeatable; default: {POLICY_NAMES}")] = None,
+        fleet_size: Annotated[int, typer.Option(help="instances per fleet")] = 10,
+        runs: Annotated[int, typer.Option(help="fleets, each from a random start tick")] = 100,
+        hours: Annotated[float | None, typer.Option(help="hours per run (default: half the trace)")] = None,
+        seed: Annotated[int, typer.Option(help="seed of the random start ticks")] = 0,
+        restart_hours: Annotated[float, typer.Option(help="downtime of an interrupted instance")] = 0.1,
+        plot: Annotated[Path | None, typer.Option(help="write a PNG comparing the policies")] = None,
+        convention: ConventionOption = None,
+        address: AddressOption = None,
+        num_cpus: CpusOption = None,
+    ) -> None:
+        """The fleet workload: N instances kept running across the pools; cost, savings, interruptions."""
+        try:
+            params = PolicyParams(restart_hours=restart_hours)
+            report = run_fleet(
+                availability,
+                prices,
+                spot_price,
+                on_demand_price,
+                list(policy or POLICY_NAMES),
+                fleet_size,
+                runs,
+                hours,
+                seed,
+                convention,
+                json_out,
+                plot,
+                RayTarget(address, num_cpus),
+                params,
+            )
+        except (TraceError, UsageError, ValueError, OSError) as exc:
+            raise _fail(str(exc)) from None
+        Console().print(_fleet_table(report))
 
     app.add_typer(simulate_app, name="simulate")

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+import numpy.typing as npt
+
+from engine.policy import PolicyParams, make_policy
 from engine.sim.clock import DeadlineJob, JobError, WorkClock
 from engine.sim.deadline import DeadlineOutcome, DeadlinePolicy, simulate_deadline
 from engine.sim.deadline_policies import GreedyPolicy, OnDemandPolicy, UniformProgressPolicy
+from engine.sim.fleet import FleetMarket, FleetOutcome, simulate_fleet
 from engine.sim.optimal import optimal_deadline
 from engine.sim.risk_deadline import RiskAwareDeadlinePolicy
 from engine.sim.runs import DeadlineRuns
@@ -47,3 +52,15 @@ def run_deadline_shard(
         else:
             out[name] = simulate_deadline(job, clock, runs.available, policy, runs.risk)
     return out
+
+
+def run_fleet_shard(
+    market: FleetMarket,
+    policies: Sequence[str],
+    starts: npt.NDArray[np.int64],
+    n_ticks: int,
+    fleet_size: int,
+    params: PolicyParams | None = None,
+) -> dict[str, FleetOutcome]:
+    """Every policy (the live engine's, by name) on every fleet run of the shard."""
+    return {name: simulate_fleet(market, make_policy(name, params), starts, n_ticks, fleet_size) for name in policies}
