@@ -105,10 +105,16 @@ def simulate_deadline_runs(
     target: RayTarget | None = None,
     risk_horizon_s: float = 3600.0,
     show_progress: bool = False,
+    n_shards: int | None = None,
 ) -> dict[str, DeadlineOutcome]:
-    """Every policy on every run, sharded over Ray; per-run outcomes merged back in run order."""
+    """Every policy on every run, sharded over Ray (``n_shards``, default a few per CPU); per-run
+    outcomes merged back in run order."""
     connect(target or RayTarget())
-    bounds = shard_bounds(runs.n_runs, cluster_cpus())
+    if n_shards is None:
+        bounds = shard_bounds(runs.n_runs, cluster_cpus())
+    else:
+        size = -(-runs.n_runs // max(1, n_shards))
+        bounds = [(a, min(a + size, runs.n_runs)) for a in range(0, runs.n_runs, size)]
     refs = [_deadline_task.remote(job, runs.shard(a, b), tuple(policies), risk_horizon_s) for a, b in bounds]
     parts: list[dict[str, DeadlineOutcome]] = gather(refs, "deadline runs", show_progress)
     return {name: merge_outcomes([p[name] for p in parts]) for name in policies}
