@@ -109,16 +109,21 @@ class RegionActor:
             raise
         self.stats["batches"] += 1
         published: list[dict[str, Any]] = []
+        applied = False
+        failed = False
         try:
             decisions = self.engine.decide(now_s)
             changes = [d for d in decisions if d.action is not Action.KEEP]
             for result in await self.executor.execute(changes):
                 if result.outcome is Outcome.APPLIED:
                     self.engine.apply(result.decision, now_s)
+                    applied = True
             published = await self._publish(self._newsworthy(decisions), now_s)
         except Exception:
+            failed = True
             self.stats["tick_errors"] += 1
             log.exception("tick failed for account=%s region=%s", self.config.account, self.config.region)
+        await self._publish_tick(prices, availability, interrupted, applied, failed, now_s)
         self.last_tick_s = now_s
         self.last_tick_latency_s = time.perf_counter() - started
         return {"interrupted": interrupted, "published": len(published),
@@ -174,6 +179,39 @@ class RegionActor:
             self.stats["published"] += len(events)
         return events
 
+    async def _publish_tick(self, prices: Sequence[PricePoint], availability: Sequence[AvailabilityPoint],
+                            interrupted: Sequence[str], fleet_changed: bool, failed: bool, now_s: float) -> None:
+        """The ephemeral topics of one tick (prices, instances, alerts) in one call; the host numbers them."""
+        if self.hub is None or not hasattr(self.hub, "append_many"):
+            return
+        account, region = self.config.account, self.config.region
+        batches: dict[str, list[dict[str, Any]]] = {}
+        if prices or availability:
+            batches[stream_key(account, region, "prices")] = [{
+                "at_s": now_s,
+                "prices": [{"pool": p.pool.key, "price_usd_per_hour": p.price_usd_per_hour} for p in prices],
+                "availability": [{"pool": a.pool.key, "available": a.available} for a in availability],
+            }]
+        if fleet_changed or interrupted:
+            batches[stream_key(account, region, "instances")] = [
+                {"at_s": now_s, "instances": [instance_json(i) for i in self.engine.fleet()]}]
+        alerts = []
+        if interrupted:
+            alerts.append({"at_s": now_s, "kind": "interruption", "instance_ids": list(interrupted),
+                           "detail": f"{len(interrupted)} spot instance(s) interrupted"})
+        if failed:
+            alerts.append({"at_s": now_s, "kind": "tick_error", "instance_ids": [],
+                           "detail": "a tick failed after validation; see the actor's log"})
+        if alerts:
+            batches[stream_key(account, region, "alerts")] = alerts
+        if not batches:
+            return
+        try:
+            append = self.hub.append_many
+            await (append.remote(batches) if hasattr(append, "remote") else append(batches))
+        except Exception:
+            log.exception("publishing the tick failed for account=%s region=%s", account, region)
+
     # -- reads -----------------------------------------------------------------------------------------
     async def latest_prices(self) -> list[dict[str, Any]]:
         """The latest price and availability of every pool, with the model's risk."""
@@ -197,6 +235,42 @@ class RegionActor:
                 "capacity_score": state.capacity_score,
             })
         return out
+
+    async def forecasts(self, horizons_s: Sequence[float]) -> dict[str, Any]:
+        """Per pool: the latest price, the risk of losing spot within the risk horizon, price forecasts."""
+        now = self.engine.last_observed_s
+        states = [s for s in self.engine.pool_states() if math.isfinite(s.price_usd_per_hour)]
+        keys = [s.pool.key for s in states]
+        known = bool(keys) and math.isfinite(now)
+        risk = self.engine.risk_model.predict(now, keys) if known and self.engine.risk_model else [math.nan] * len(keys)
+        price_model = self.engine.price_model
+        by_horizon = {h: (price_model.predict(now, keys, h) if known and price_model else [math.nan] * len(keys))
+                      for h in horizons_s}
+
+        def finite(x: Any) -> float | None:
+            return float(x) if math.isfinite(float(x)) else None
+
+        pools = [{
+            "pool": state.pool.key,
+            "price_usd_per_hour": state.price_usd_per_hour,
+            "available": state.available,
+            "risk": finite(risk[k]),
+            "forecast_usd_per_hour": {f"{h:g}": finite(by_horizon[h][k]) for h in horizons_s},
+        } for k, state in enumerate(states)]
+        return {"now_s": now if math.isfinite(now) else None,
+                "risk_horizon_s": self.config.params.risk_horizon_s, "pools": pools}
+
+    async def model_metrics(self) -> dict[str, Any]:
+        """How the online models are doing: progressive-validation errors and learning counters."""
+        price_model, risk_model = self.engine.price_model, self.engine.risk_model
+        price = price_model.metrics() if price_model is not None and hasattr(price_model, "metrics") else {}
+        risk: dict[str, Any] = {}
+        if risk_model is not None:
+            risk = {"horizon_s": getattr(risk_model, "horizon_s", None),
+                    "labels_learned": getattr(risk_model, "labels_learned", None),
+                    "threshold": getattr(risk_model, "threshold", None),
+                    "drift_events": len(getattr(risk_model, "drift_events", []))}
+        return {"price": price, "risk": risk}
 
     async def instances(self) -> list[Instance]:
         return self.engine.fleet()
@@ -222,3 +296,9 @@ class RegionActor:
         if self.store is not None:
             await self.store.close()
             self.store = None
+
+
+def instance_json(instance: Instance) -> dict[str, Any]:
+    """The JSON of an instance, as REST and the ``instances`` topic show it."""
+    return {"instance_id": instance.instance_id, "pool": instance.pool.key, "lifecycle": instance.lifecycle.value,
+            "fleet": instance.fleet, "launched_at_s": instance.launched_at_s, "interrupted": instance.interrupted}
