@@ -137,11 +137,11 @@ class RegionEngine:
         The whole batch is validated before anything changes: a bad entry rejects all of it.
         """
         self.validate(prices, availability, now_s)
-        for point in sorted(prices, key=lambda p: p.timestamp_s):
-            state = self.pools[point.pool]
-            if not point.timestamp_s < state.price_at_s:  # NaN-safe "not older"
-                state.price_usd_per_hour = point.price_usd_per_hour
-                state.price_at_s = point.timestamp_s
+        for price in sorted(prices, key=lambda p: p.timestamp_s):
+            priced = self.pools[price.pool]
+            if not price.timestamp_s < priced.price_at_s:  # NaN-safe "not older"
+                priced.price_usd_per_hour = price.price_usd_per_hour
+                priced.price_at_s = price.timestamp_s
         dt = 0.0 if not math.isfinite(self.last_observed_s) else max(0.0, now_s - self.last_observed_s)
         decay = math.exp(-dt / self.capacity_window_s)
         newest: dict[Pool, AvailabilityPoint] = {}
@@ -149,32 +149,31 @@ class RegionEngine:
             if point.pool not in newest or point.timestamp_s >= newest[point.pool].timestamp_s:
                 newest[point.pool] = point
         for pool, point in newest.items():
-            state = self.pools[pool]
-            if not point.timestamp_s < state.availability_at_s:
-                state.available = point.available
-                state.availability_at_s = point.timestamp_s
-        for state in self.pools.values():
-            state.capacity_score = decay * state.capacity_score + (1 - decay) * float(state.available)
+            probed = self.pools[pool]
+            if not point.timestamp_s < probed.availability_at_s:
+                probed.available = point.available
+                probed.availability_at_s = point.timestamp_s
+        for pool_state in self.pools.values():
+            pool_state.capacity_score = decay * pool_state.capacity_score + (1 - decay) * float(pool_state.available)
         self.last_observed_s = max(self.last_observed_s, now_s)
 
-        keys = [p.key for p in self.pools]
         # The risk model learns from the state of every pool at every tick, changed or not.
-        if self.risk_model is not None and keys:
+        if self.risk_model is not None and self.pools:
             extras = {
                 s.pool.key: {"price_ratio": s.price_usd_per_hour / s.on_demand_usd_per_hour}
                 for s in self.pools.values() if math.isfinite(s.price_usd_per_hour)
             }
-            self.risk_model.observe(now_s, {k: self.pools[Pool.from_key(k)].available for k in keys}, extras)
+            self.risk_model.observe(now_s, {s.pool.key: s.available for s in self.pools.values()}, extras)
         if self.price_model is not None and prices:
             self.price_model.observe(now_s, {
                 s.pool.key: s.price_usd_per_hour for s in self.pools.values() if math.isfinite(s.price_usd_per_hour)
             })
 
         interrupted = []
-        for instance_id, state in self.instances.items():
-            inst = state.instance
+        for instance_id, tracked in self.instances.items():
+            inst = tracked.instance
             if inst.lifecycle is Lifecycle.SPOT and not inst.interrupted and not self.pools[inst.pool].available:
-                state.instance = replace(inst, interrupted=True)
+                tracked.instance = replace(inst, interrupted=True)
                 interrupted.append(instance_id)
         return interrupted
 
@@ -272,7 +271,7 @@ class RegionEngine:
     # -- checkpoints -----------------------------------------------------------------------------------
     def snapshot(self) -> bytes:
         """Everything, models included, as a versioned pickle."""
-        state = {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        state = {name: getattr(self, name) for name in self.__slots__}
         state.pop("compatible_types")
         return pickle.dumps({"version": SNAPSHOT_VERSION, "state": state})
 

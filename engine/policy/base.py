@@ -124,8 +124,11 @@ class Choice:
 class Policy(Protocol):
     """A decision strategy: pure, deterministic, vectorized."""
 
-    name: str
-    params: PolicyParams
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def params(self) -> PolicyParams: ...
 
     def decide(self, market: MarketView, fleet: FleetView, now_s: float) -> Choice: ...
 

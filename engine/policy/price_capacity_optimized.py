@@ -23,8 +23,9 @@ class PriceCapacityOptimized(RankingStrategy):
         mask = spot_mask(market, fleet)
         capacity = np.where(mask, market.capacity_score[rows], np.nan)
         with np.errstate(all="ignore"):
-            if mask.any():
-                median = np.nanmedian(np.where(mask.any(axis=1)[:, None], capacity, 0.0), axis=1)
+            if bool(np.any(mask)):
+                has_any = np.any(mask, axis=1)
+                median = np.nanmedian(np.where(has_any[:, None], capacity, 0.0), axis=1)
             else:
                 median = np.zeros(fleet.n_instances)
         high = mask & (np.nan_to_num(capacity, nan=-1.0) >= median[:, None] - 1e-12)
