@@ -1,7 +1,9 @@
 """StreamHost: bounded ring buffers of events with increasing sequence numbers, and long-poll listeners.
 
-Region actors publish a whole batch of events per call; the API holds one listener per stream and fans
-events out to its WebSocket clients. A listener that is behind returns at once; one that is caught up waits
+Region actors publish a whole batch of events per call; the API holds one listener per subscribed stream
+and fans events out to its WebSocket clients. Decision events carry the seq the actor gave them (the same
+seq the store keeps, so a client resumes from the store); ephemeral topics (prices, instances, alerts)
+are ``append``-ed and numbered here. A listener that is behind returns at once; one that is caught up waits
 until something arrives or its timeout passes (randomised a little against thundering herds, as Ray
 Serve's long poll does). The buffer is bounded: a listener that fell further behind than it holds is told
 so (``truncated``) and must resume from the store.
@@ -62,6 +64,40 @@ class StreamHost:
         stream.changed = asyncio.Event()
         return stream.last_seq
 
+    async def append(self, key: str, payloads: Sequence[Mapping[str, Any]]) -> int:
+        """Append a batch numbered by the host (``seq`` = last + 1, ...). Returns the last seq."""
+        stream = self._stream(key)
+        return await self.publish(key, [{**p, "seq": stream.last_seq + i} for i, p in enumerate(payloads, 1)])
+
+    async def append_many(self, batches: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, int]:
+        """Several streams in one call (one round trip per tick for a region actor's ephemeral topics)."""
+        return {key: await self.append(key, payloads) for key, payloads in batches.items() if payloads}
+
+    async def window(self, key: str, since_s: float | None = None, until_s: float | None = None,
+                     limit: int = 1000) -> list[dict[str, Any]]:
+        """The newest ``limit`` buffered events with ``since_s <= at_s < until_s``, oldest first."""
+        stream = self._streams.get(key)
+        if stream is None:
+            return []
+        out: list[dict[str, Any]] = []
+        for _, event in reversed(stream.events):
+            at_s = event.get("at_s")
+            if not isinstance(at_s, int | float):
+                continue
+            if until_s is not None and at_s >= until_s:
+                continue
+            if since_s is not None and at_s < since_s:
+                break
+            out.append(event)
+            if len(out) >= limit:
+                break
+        return out[::-1]
+
+    async def last_seq(self, key: str) -> int:
+        """The stream's newest seq (0 when nothing was published): where a new listener starts."""
+        stream = self._streams.get(key)
+        return stream.last_seq if stream else 0
+
     async def listen(self, positions: Mapping[str, int], timeout_s: float = 10.0) -> dict[str, Any]:
         """Events after each stream's position: ``{"events": {key: [...]}, "truncated": [key, ...]}``.
 
@@ -95,6 +131,9 @@ class StreamHost:
         return {key: s.last_seq for key, s in self._streams.items()}
 
 
+TOPICS: tuple[str, ...] = ("decisions", "prices", "instances", "alerts")
+
+
 def stream_key(account: str, region: str, topic: str = "decisions") -> str:
     """``account/region/topic``.
 
@@ -102,3 +141,15 @@ def stream_key(account: str, region: str, topic: str = "decisions") -> str:
     'demo/us-east-1/decisions'
     """
     return f"{account}/{region}/{topic}"
+
+
+def parse_stream_key(key: str) -> tuple[str, str, str]:
+    """The (account, region, topic) of a key; ValueError when it is not one.
+
+    >>> parse_stream_key("demo/us-east-1/prices")
+    ('demo', 'us-east-1', 'prices')
+    """
+    parts = key.split("/")
+    if len(parts) != 3 or not all(parts) or parts[2] not in TOPICS:
+        raise ValueError(f"stream {key!r} must be 'account/region/topic' with topic one of {', '.join(TOPICS)}")
+    return parts[0], parts[1], parts[2]

@@ -15,9 +15,20 @@ from api.runtime import Runtime
 from api.settings import Settings
 
 RuntimeFactory = Callable[[Settings], Awaitable[Runtime]]
+StartedHook = Callable[[Runtime], None]
+
+DESCRIPTION = """Live spot-instance decisions, explained in numbers, per account and region.
+
+**Auth**: `Authorization: Bearer <API key>`. Tenants and their first key are created with the admin key
+(`SPOT_ADMIN_API_KEY`); without one, `spot-optimizer serve` creates a local `demo` tenant and prints its
+key. Another tenant's account is a 404, never a 403. **Errors**: `{"error": ..., "detail": ...}`.
+**Rate limit**: a token bucket per key; 429 with `Retry-After`. **Live**: WebSocket `/ws` (see `api/ws.py`):
+subscribe to accounts/regions/topics, `resume` with the last `seq` seen.
+"""
 
 
-def create_app(settings: Settings | None = None, runtime_factory: RuntimeFactory = Runtime.start) -> FastAPI:
+def create_app(settings: Settings | None = None, runtime_factory: RuntimeFactory = Runtime.start,
+               on_started: StartedHook | None = None) -> FastAPI:
     """Build the app; settings are read here (not at import), from the environment unless given."""
     resolved = settings or Settings()
 
@@ -25,16 +36,13 @@ def create_app(settings: Settings | None = None, runtime_factory: RuntimeFactory
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.runtime = await runtime_factory(resolved)
         try:
+            if on_started is not None:
+                on_started(app.state.runtime)
             yield
         finally:
             await app.state.runtime.close()
 
-    app = FastAPI(
-        title="Spot Optimizer",
-        version="0.1.0",
-        description="Live spot-instance decisions, explained in numbers, per account and region.",
-        lifespan=lifespan,
-    )
+    app = FastAPI(title="Spot Optimizer", version="0.2.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = resolved
     install_error_handlers(app)
     app.include_router(routes.router)

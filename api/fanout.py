@@ -1,81 +1,261 @@
-"""WebSocket fan-out: one long-poll listener on the stream host per process, many clients.
+"""WebSocket fan-out: one long-poll listener per subscribed stream, shared by every client of it.
 
-Each client gets a bounded queue. A client that cannot keep up overflows its queue: it is sent a
-``resync`` message and dropped, and the engine never waits for it.
+A listener asks the stream host for the events after its position, encodes each event to JSON *once*
+and offers the same text to every subscribed client. Each client has a bounded outbox: a client that
+cannot keep up overflows it, its outbox is replaced by a ``resync`` message (with the last seq it was
+sent of every stream, to ``resume`` from) and the connection is dropped; the listener never waits for a
+client, and the engine never waits for the listener.
+
+No gap, no duplicate: a client stream remembers the last seq it was given and ignores anything at or
+below it. Catching up (``resume``) registers the client with the listener *first*, parks live events
+while the missed ones are read from the store (decisions are saved before they are published, so
+anything published is already readable), then releases the parked ones above the last replayed seq.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import json
 import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.stream import stream_key
+from actors.stream import parse_stream_key
 
 log = logging.getLogger(__name__)
 
-LISTEN_TIMEOUT_S = 5.0
+LISTEN_TIMEOUT_S = 10.0
+MESSAGE_TYPES = {"decisions": "decision", "prices": "price", "instances": "instances", "alerts": "alert"}
+GapFiller = Callable[[str, int, int], Awaitable[list[dict[str, Any]]]]  # (stream, after, before) -> events
+
+
+def encode_event(stream: str, topic: str, event: dict[str, Any]) -> str:
+    """The wire text of one event (computed once per event, shared by every client)."""
+    return json.dumps({"type": MESSAGE_TYPES[topic], "stream": stream, "seq": event["seq"], "data": event},
+                      separators=(",", ":"))
+
+
+@dataclass(slots=True)
+class ClientStream:
+    """One stream of one client: the last seq handed to its outbox, and events parked while catching up."""
+
+    last_seq: int
+    parked: list[tuple[int, str]] | None = None
 
 
 @dataclass(eq=False, slots=True)
 class Client:
-    queue: asyncio.Queue[dict[str, Any]]
-    overflowed: bool = False
+    """A WebSocket connection's state: its streams, its bounded outbox and what was actually sent."""
 
-    def offer(self, event: dict[str, Any]) -> None:
+    tenant_id: str
+    limit: int
+    id: int = 0
+    streams: dict[str, ClientStream] = field(default_factory=dict)
+    outbox: deque[tuple[str, int, str]] = field(default_factory=deque)  # (stream, seq, text); stream "" = control
+    sent: dict[str, int] = field(default_factory=dict)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    room: asyncio.Event = field(default_factory=asyncio.Event)
+    overflowed: bool = False
+    events_queued: int = 0
+
+    def deliver(self, stream: str, seq: int, text: str) -> None:
+        """A live event from a listener: parked while catching up, dropped when already given."""
+        state = self.streams.get(stream)
+        if state is None or seq <= state.last_seq or self.overflowed:
+            return
+        if state.parked is not None:
+            if len(state.parked) >= self.limit:
+                self.overflow()
+            else:
+                state.parked.append((seq, text))
+            return
+        state.last_seq = seq
+        self.offer(stream, seq, text)
+
+    def offer(self, stream: str, seq: int, text: str) -> None:
         if self.overflowed:
             return
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self.overflowed = True
-            with contextlib.suppress(asyncio.QueueEmpty):
-                self.queue.get_nowait()
-            self.queue.put_nowait({"type": "resync", "detail": "client too slow; reconnect and resume"})
+        if self.events_queued >= self.limit:
+            self.overflow()
+            return
+        self.outbox.append((stream, seq, text))
+        self.events_queued += 1
+        self.ready.set()
+
+    def control(self, message: dict[str, Any]) -> None:
+        """Acks, errors and notices: never counted against the limit, never dropped (except by overflow)."""
+        if not self.overflowed:
+            self.outbox.append(("", 0, json.dumps(message, separators=(",", ":"))))
+            self.ready.set()
+
+    def overflow(self) -> None:
+        self.overflowed = True
+        self.outbox.clear()
+        self.events_queued = 0
+        self.outbox.append(("", -1, ""))  # the sender turns this marker into the resync message and closes
+        self.ready.set()
+        self.room.set()
+
+    def resync_message(self) -> dict[str, Any]:
+        return {"type": "resync", "detail": "client too slow: its queue overflowed; reconnect and resume",
+                "resume": dict(self.sent)}
+
+    def take(self) -> tuple[str, int, str] | None:
+        if not self.outbox:
+            self.ready.clear()
+            return None
+        item = self.outbox.popleft()
+        if item[0]:
+            self.events_queued -= 1
+            if self.events_queued <= self.limit // 2:
+                self.room.set()
+        return item
+
+    async def wait_for_room(self) -> None:
+        """Back-pressure for replays: wait while the outbox is more than half full."""
+        while self.events_queued > self.limit // 2 and not self.overflowed:
+            self.room.clear()
+            await self.room.wait()
+
+
+@dataclass(slots=True)
+class Listener:
+    stream: str
+    topic: str
+    position: int
+    task: asyncio.Task[None] | None = None
 
 
 @dataclass(slots=True)
 class Fanout:
+    """Listeners (one per subscribed stream) and the clients subscribed to each stream."""
+
     hub: Any
+    fill_gap: GapFiller | None = None  # reads evicted decisions back from the store
     queue_size: int = 1000
-    positions: dict[str, int] = field(default_factory=dict)
+    listen_timeout_s: float = LISTEN_TIMEOUT_S
     clients: set[Client] = field(default_factory=set)
+    subscribers: dict[str, set[Client]] = field(default_factory=dict)
+    listeners: dict[str, Listener] = field(default_factory=dict)
     delivered: int = 0
+    dispatched: int = 0
     errors: int = 0
+    resyncs: int = 0
+    _ids: Iterator[int] = field(default_factory=itertools.count)
 
-    def watch(self, account: str, region: str) -> None:
-        self.positions.setdefault(stream_key(account, region), 0)
-
-    def subscribe(self) -> Client:
-        client = Client(asyncio.Queue(maxsize=self.queue_size))
+    def connect(self, tenant_id: str) -> Client:
+        client = Client(tenant_id, self.queue_size, id=next(self._ids))
         self.clients.add(client)
         return client
 
-    def unsubscribe(self, client: Client) -> None:
+    def disconnect(self, client: Client) -> None:
         self.clients.discard(client)
+        if client.overflowed:
+            self.resyncs += 1
+        for stream in list(client.streams):
+            self.unsubscribe(client, stream)
 
-    def broadcast(self, stream: str, events: list[dict[str, Any]]) -> None:
+    async def subscribe(self, client: Client, stream: str, after: int | None = None, catch_up: bool = False) -> int:
+        """Add ``stream`` to the client; live from now (``after`` None) or after ``after``.
+
+        With ``catch_up`` the client stream starts parked: the caller replays what was missed, then calls
+        :meth:`release`. Returns the stream's live position when the client joined.
+        """
+        listener = await self._listener(stream)
+        start = listener.position if after is None else after
+        client.streams[stream] = ClientStream(start, [] if catch_up else None)
+        self.subscribers.setdefault(stream, set()).add(client)
+        return listener.position
+
+    def release(self, client: Client, stream: str) -> None:
+        """End a catch-up: hand over the parked live events newer than what was replayed."""
+        state = client.streams.get(stream)
+        if state is None or state.parked is None:
+            return
+        parked, state.parked = state.parked, None
+        for seq, text in parked:
+            if seq > state.last_seq:
+                state.last_seq = seq
+                client.offer(stream, seq, text)
+
+    def unsubscribe(self, client: Client, stream: str) -> None:
+        client.streams.pop(stream, None)
+        members = self.subscribers.get(stream)
+        if members is None:
+            return
+        members.discard(client)
+        if not members:
+            del self.subscribers[stream]
+            listener = self.listeners.pop(stream, None)
+            if listener is not None and listener.task is not None:
+                listener.task.cancel()
+
+    async def _listener(self, stream: str) -> Listener:
+        listener = self.listeners.get(stream)
+        if listener is None:
+            _, _, topic = parse_stream_key(stream)
+            position = int(await self.hub.last_seq.remote(stream))
+            listener = self.listeners.get(stream)  # another client may have started it meanwhile
+            if listener is None:
+                listener = self.listeners[stream] = Listener(stream, topic, position)
+                listener.task = asyncio.create_task(self._listen(listener), name=f"listen:{stream}")
+        return listener
+
+    def dispatch(self, listener: Listener, events: list[dict[str, Any]]) -> None:
+        members = self.subscribers.get(listener.stream, ())
         for event in events:
-            message = {"type": "decision", "stream": stream, "seq": event["seq"], "data": event}
-            for client in list(self.clients):
-                client.offer(message)
-            self.delivered += 1
-
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            if not self.positions:
-                await asyncio.sleep(0.2)
+            seq = int(event["seq"])
+            if seq <= listener.position:
                 continue
+            listener.position = seq
+            text = encode_event(listener.stream, listener.topic, event)
+            for client in list(members):
+                client.deliver(listener.stream, seq, text)
+            self.dispatched += 1
+            self.delivered += len(members)
+
+    async def _listen(self, listener: Listener) -> None:
+        stream = listener.stream
+        while self.listeners.get(stream) is listener:
             try:
-                result = await self.hub.listen.remote(dict(self.positions), LISTEN_TIMEOUT_S)
+                result = await self.hub.listen.remote({stream: listener.position}, self.listen_timeout_s)
+                events = result["events"].get(stream, [])
+                if stream in result["truncated"]:
+                    events = await self._gap(listener, events)
+                self.dispatch(listener, events)
+            except asyncio.CancelledError:
+                raise
             except Exception:
                 self.errors += 1
-                log.exception("stream listener failed; retrying")
+                log.exception("stream listener %s failed; retrying", stream)
                 await asyncio.sleep(1.0)
-                continue
-            for key, events in result["events"].items():
-                if events:
-                    self.positions[key] = max(self.positions.get(key, 0), int(events[-1]["seq"]))
-                    self.broadcast(key, events)
+
+    async def _gap(self, listener: Listener, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The host evicted events this listener had not read: decisions come back from the store."""
+        first = int(events[0]["seq"]) if events else None
+        if self.fill_gap is None or listener.topic != "decisions" or first is None:
+            self._notify(listener.stream, {"type": "gap", "stream": listener.stream,
+                                           "detail": "events were evicted before they could be sent"})
+            return events
+        missed = await self.fill_gap(listener.stream, listener.position, first)
+        return missed + events
+
+    def _notify(self, stream: str, message: dict[str, Any]) -> None:
+        for client in list(self.subscribers.get(stream, ())):
+            client.control(message)
+
+    def queue_depths(self) -> list[int]:
+        return [c.events_queued for c in self.clients]
+
+    async def close(self) -> None:
+        tasks = [lst.task for lst in self.listeners.values() if lst.task is not None]
+        self.listeners.clear()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

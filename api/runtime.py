@@ -1,4 +1,5 @@
-"""The running service: Ray, the store, the stream host, the supervisor, the replay feed and the fan-out.
+"""The running service: Ray, the store and tenancy, the stream host, the supervisor and the registered
+accounts, the replay feed, the fan-out and the simulations.
 
 Built in the app's lifespan from Settings, torn down at shutdown. Nothing here runs at import time.
 """
@@ -9,27 +10,33 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import math
 import os
+import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from actors.demo import demo_fleet
 from actors.feeds.replay import ReplayFeed, Tick
-from actors.region import RegionConfig
-from actors.store import Store
+from actors.store import MAX_REPLAY, Store
+from actors.store.tenancy import Account, ConflictError, Tenancy
+from actors.stream import parse_stream_key
 from actors.supervisor import Supervisor
+from api.auth import TokenBucket
 from api.fanout import Fanout
+from api.registry import AccountRegistry, on_demand_price
 from api.settings import Settings
-from engine.catalog import default_catalog
+from api.simulations import SimulationService
 from engine.market import MarketTrace
-from engine.policy import PolicyParams
 from engine.price_history import price_points_to_market_trace, read_price_history
 from engine.traces import bundled_market, load_market, on_demand_from_catalog
+from engine.types import AvailabilityPoint, Instance, PricePoint
 
 log = logging.getLogger(__name__)
 
 PRICE_HISTORY_TICK_S = 300.0
+DEMO_KEY_LABEL = "serve-bootstrap"
+__all__ = ["Runtime", "describe_source", "load_replay_market", "on_demand_price"]
 
 
 def load_replay_market(settings: Settings) -> MarketTrace:
@@ -53,19 +60,6 @@ def load_market_on_demand(trace: MarketTrace) -> MarketTrace:
     return dataclasses.replace(trace, on_demand_usd_per_hour=on_demand_from_catalog(trace.pools))
 
 
-def on_demand_price(trace: MarketTrace, index: int) -> float:
-    """On-demand USD/hour of a pool: the trace's, else the catalog's, else a conservative 3x spot."""
-    if trace.on_demand_usd_per_hour is not None and math.isfinite(trace.on_demand_usd_per_hour[index]):
-        return float(trace.on_demand_usd_per_hour[index])
-    pool = trace.pools[index]
-    catalog = default_catalog()
-    known = catalog.on_demand_usd_per_hour(pool.instance_type, pool.region) if pool.instance_type in catalog else None
-    if known:
-        return known
-    assert trace.spot_price is not None
-    return float(max(trace.spot_price[:, index].max(), 1e-6) * 3.0)
-
-
 def start_ray(settings: Settings) -> None:
     import ray
 
@@ -84,62 +78,124 @@ def start_ray(settings: Settings) -> None:
 class Runtime:
     settings: Settings
     store: Store
+    tenancy: Tenancy
     supervisor: Supervisor
+    registry: AccountRegistry
     hub: Any
     fanout: Fanout
+    limiter: TokenBucket
+    token_secret: bytes
+    simulations: SimulationService
     market: MarketTrace | None = None
     feed: ReplayFeed | None = None
+    demo_api_key: str | None = None
+    demo_tenant_id: str | None = None
+    started_at_s: float = field(default_factory=time.time)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
-        from actors.remote import stream_host
+        from actors.remote import RemoteStreamHost
 
         market = load_replay_market(settings) if settings.replay else None
         start_ray(settings)
         database_url = settings.resolved_database_url()
-        store = await Store.open(database_url, migrate=True)
-        hub = stream_host()
+        store = await Store.open(database_url, migrate=settings.migrate_on_start)
+        hub = RemoteStreamHost.remote(settings.stream_capacity)
         supervisor = Supervisor(hub=hub)
-        runtime = cls(settings, store, supervisor, hub, Fanout(hub), market)
-        if market is not None:
-            await runtime._start_replay(market, database_url)
-        runtime.tasks.append(asyncio.create_task(runtime.fanout.run(runtime.stop), name="fanout"))
+        registry = AccountRegistry(supervisor, database_url, market)
+        tenancy = Tenancy(store.engine)
+        fanout = Fanout(hub, queue_size=settings.ws_queue_size)
+        secret = settings.token_secret.encode() if settings.token_secret else secrets.token_bytes(32)
+        runtime = cls(settings, store, tenancy, supervisor, registry, hub, fanout,
+                      TokenBucket(settings.rate_limit_per_s, settings.rate_limit_burst), secret,
+                      SimulationService(tenancy), market)
+        fanout.fill_gap = runtime.decisions_between
+        registry.current_tick = runtime.current_tick
+        try:
+            if settings.bootstrap_demo_tenant:
+                await runtime._bootstrap_demo()
+            for account in await tenancy.list_accounts():
+                if not (market is not None and account.name == settings.account):
+                    await registry.start(account)
+            if market is not None:
+                await runtime._start_replay(market)
+        except BaseException:
+            await runtime.close()
+            raise
         return runtime
 
-    async def _start_replay(self, market: MarketTrace, database_url: str) -> None:
+    async def _bootstrap_demo(self) -> None:
+        """A local tenant owning the replay account, so a first run shows something without setup.
+
+        Without an admin key, a fresh key for it is made at every start (the previous one is revoked),
+        kept in ``demo_api_key`` for the start-up banner, and never stored in clear.
+        """
+        settings, now_s = self.settings, time.time()
+        tenant = await self.tenancy.tenant_by_name(settings.demo_tenant)
+        if tenant is None:
+            tenant = await self.tenancy.create_tenant(settings.demo_tenant, now_s)
+        self.demo_tenant_id = tenant.id
+        if settings.replay and await self.tenancy.get_account(None, settings.account) is None:
+            regions = tuple(self.registry.replay_regions)
+            with contextlib.suppress(ConflictError):  # an old tombstone keeps the name: nothing to own
+                await self.tenancy.create_account(Account(
+                    settings.account, tenant.id, regions, "replay", "simulated", settings.policy, {},
+                    {}, now_s, now_s))
+        if not settings.admin_api_key:
+            await self.tenancy.revoke_keys_labelled(tenant.id, DEMO_KEY_LABEL, now_s)
+            _, self.demo_api_key = await self.tenancy.create_key(tenant.id, DEMO_KEY_LABEL, now_s)
+
+    async def _start_replay(self, market: MarketTrace) -> None:
         settings = self.settings
-        params = PolicyParams()
-        handles = {}
-        for region in sorted({p.region for p in market.pools}):
-            config = RegionConfig(settings.account, region, policy=settings.policy, params=params,
-                                  database_url=database_url)
-            handle = self.supervisor.get_or_create(config)
-            pools = [(p.key, on_demand_price(market, i)) for i, p in enumerate(market.pools) if p.region == region]
-            await handle.add_pools.remote(pools)
-            await handle.ready.remote()
-            handles[region] = handle
-            self.fanout.watch(settings.account, region)
-        if settings.demo_fleet_size:
-            fleet = demo_fleet(market, settings.demo_instance_type, settings.demo_region, settings.demo_fleet_size)
-            await handles[settings.demo_region].set_fleet.remote(fleet, market.start_s)
-
-        async def send(region: str, ticks: list[Tick]) -> Any:
-            return await handles[region].ingest_many.remote(ticks)
-
-        self.feed = ReplayFeed(market, send, speed=settings.replay_speed,
+        owned = await self.tenancy.get_account(None, settings.account)
+        account = owned or Account(settings.account, self.demo_tenant_id or "", tuple(self.registry.replay_regions),
+                                   "replay", "simulated", settings.policy, {}, {})
+        account = dataclasses.replace(account, credentials_mode="replay")
+        fleet: dict[str, list[Instance]] = {}
+        if settings.demo_fleet_size and settings.demo_region in account.regions:
+            fleet[settings.demo_region] = demo_fleet(market, settings.demo_instance_type, settings.demo_region,
+                                                     settings.demo_fleet_size)
+        await self.registry.start(account, fleet, market.start_s)
+        self.feed = ReplayFeed(market, self.registry.send, speed=settings.replay_speed,
                                interval_s=settings.replay_tick_interval_s)
         self.tasks.append(asyncio.create_task(self.feed.run(self.stop), name="replay"))
 
+    def current_tick(self, region: str) -> Tick | None:
+        """Every pool's latest replayed price and availability in ``region``: a new actor's first tick."""
+        feed = self.feed
+        if feed is None or feed._last_price is None or feed._last_available is None or feed.next_tick == 0:
+            return None
+        now_s = feed.now_s(feed.next_tick - 1)
+        pools = [(i, p) for i, p in enumerate(feed.trace.pools) if p.region == region]
+        prices = [PricePoint(p, float(feed._last_price[i]), now_s) for i, p in pools]
+        availability = [AvailabilityPoint(p, bool(feed._last_available[i]), now_s) for i, p in pools]
+        return (now_s, prices, availability)
+
+    async def decisions_between(self, stream: str, after: int, before: int) -> list[dict[str, Any]]:
+        """Decisions of ``stream`` with after < seq < before, from the store (a listener's gap)."""
+        account, region, _ = parse_stream_key(stream)
+        out: list[dict[str, Any]] = []
+        while True:
+            records = await self.store.decisions_after(account, region, after, limit=MAX_REPLAY)
+            for record in records:
+                if record.seq >= before:
+                    return out
+                out.append(record.to_json())
+                after = record.seq
+            if len(records) < MAX_REPLAY:
+                return out
+
     async def close(self) -> None:
         self.stop.set()
+        await self.simulations.close()
+        await self.fanout.close()
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        await self.store.close()
         import ray
 
         for account, region in self.supervisor.list():
@@ -147,6 +203,7 @@ class Runtime:
                 ray.kill(self.supervisor.get(account, region), no_restart=True)
         with contextlib.suppress(Exception):
             ray.kill(self.hub, no_restart=True)
+        await self.store.close()
 
 
 def describe_source(settings: Settings) -> str:

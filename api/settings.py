@@ -45,7 +45,21 @@ class Settings(BaseSettings):
     demo_fleet_size: int = Field(default=4, ge=0, le=1000)
     policy: str = "risk_aware"
 
-    admin_api_key: str | None = None
+    # Tenants and auth. Without an admin key, `serve` bootstraps a local "demo" tenant and prints its key.
+    admin_api_key: str | None = Field(default=None, description="bootstraps tenants: admin routes only")
+    bootstrap_demo_tenant: bool = True
+    demo_tenant: str = "demo"
+    token_secret: str | None = Field(default=None, description="signs WebSocket tokens; default: random per start")
+    ws_token_ttl_s: float = Field(default=300.0, gt=0, le=86_400)
+    rate_limit_per_s: float = Field(default=50.0, gt=0, description="sustained requests per second per API key")
+    rate_limit_burst: int = Field(default=200, ge=1)
+
+    # The WebSocket fan-out.
+    ws_queue_size: int = Field(default=1000, ge=1, description="events buffered per client before a resync")
+    ws_heartbeat_s: float = Field(default=15.0, gt=0)
+    stream_capacity: int = Field(default=10_000, ge=1, description="events kept per stream in the stream host")
+
+    migrate_on_start: bool = Field(default=True, description="upgrade the database schema at start")
 
     @field_validator("database_url")
     @classmethod

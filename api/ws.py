@@ -1,38 +1,225 @@
-"""WebSocket ``/ws``: decisions as JSON, live, each with its stream's increasing ``seq``."""
+"""WebSocket ``/ws``: subscribe to accounts, regions and topics; resume after a disconnect; heartbeats.
+
+Authenticate with ``?token=`` (from ``POST /api/v1/ws-tokens``) or an ``Authorization: Bearer`` API key.
+Client -> server (JSON):
+
+    {"type": "subscribe",   "account": "a"?, "regions": ["us-east-1"]?, "topics": ["decisions", ...]?}
+    {"type": "unsubscribe", "account": "a"?, "regions": [...]?, "topics": [...]?}
+    {"type": "resume",      "streams": {"a/us-east-1/decisions": 41, ...}}
+    {"type": "ping"}
+
+Server -> client: ``hello``; events ``{"type": "decision"|"price"|"instances"|"alert", "stream", "seq",
+"data"}``; acks ``subscribed`` / ``unsubscribed`` / ``resumed``; ``heartbeat``; ``error``
+(``{"error", "detail"}``); ``gap``; and ``resync`` (then the server closes: reconnect and ``resume`` with
+its ``resume`` positions). Omitted account/regions mean all of the tenant's; omitted topics mean
+decisions. Another tenant's account is ``not_found``, exactly like a missing one.
+
+``resume`` replays decisions from the store and the other topics from the stream host's buffer, then goes
+live: every seq after the given one, in order, once.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import time
+from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from actors.store import MAX_REPLAY
+from actors.stream import TOPICS, parse_stream_key, stream_key
+from api.auth import bearer, verify_token
+from api.deps import resolve_key
+from api.fanout import Client, encode_event
 from api.runtime import Runtime
 
 router = APIRouter()
-HEARTBEAT_S = 15.0
+REPLAY_CHUNK = 500
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_TRY_AGAIN_LATER = 1013
+MAX_MESSAGE_BYTES = 64 * 1024
+
+
+class ClientError(Exception):
+    def __init__(self, error: str, detail: str) -> None:
+        super().__init__(detail)
+        self.error, self.detail = error, detail
+
+
+async def _tenant_of(websocket: WebSocket, runtime: Runtime) -> str | None:
+    token = websocket.query_params.get("token")
+    if token:
+        return verify_token(runtime.token_secret, token, time.time())
+    key = bearer(websocket.headers.get("authorization"))
+    if key:
+        principal = await resolve_key(runtime, key)
+        return principal.tenant_id if principal is not None else None
+    return None
 
 
 @router.websocket("/ws")
-async def stream_decisions(websocket: WebSocket) -> None:
+async def stream(websocket: WebSocket) -> None:
     runtime: Runtime = websocket.app.state.runtime
+    tenant_id = await _tenant_of(websocket, runtime)
     await websocket.accept()
-    client = runtime.fanout.subscribe()
+    if tenant_id is None:
+        await websocket.send_json({"type": "error", "error": "unauthorized",
+                                   "detail": "connect with ?token= (POST /api/v1/ws-tokens) or a Bearer API key"})
+        await websocket.close(code=CLOSE_UNAUTHORIZED)
+        return
+    client = runtime.fanout.connect(tenant_id)
+    accounts = {a.name: list(a.regions) for a in await runtime.tenancy.list_accounts(tenant_id)}
+    client.control({"type": "hello", "tenant": tenant_id, "accounts": accounts, "topics": list(TOPICS),
+                    "heartbeat_s": runtime.settings.ws_heartbeat_s, "queue_size": client.limit})
+    sender = asyncio.create_task(_send(websocket, client, runtime.settings.ws_heartbeat_s))
+    receiver = asyncio.create_task(_receive(websocket, client, runtime))
     try:
-        await websocket.send_json({"type": "hello", "streams": sorted(runtime.fanout.positions)})
-        while True:
-            try:
-                message = await asyncio.wait_for(client.queue.get(), timeout=HEARTBEAT_S)
-            except TimeoutError:
-                await websocket.send_json({"type": "heartbeat"})
-                continue
-            await websocket.send_json(message)
-            if message.get("type") == "resync":
-                await websocket.close(code=1013)
-                return
-    except WebSocketDisconnect:
-        pass
+        await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        runtime.fanout.unsubscribe(client)
+        for task in (sender, receiver):
+            task.cancel()
+        for task in (sender, receiver):
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, Exception):
+                await task
+        runtime.fanout.disconnect(client)
         with contextlib.suppress(Exception):
             await websocket.close()
+
+
+async def _send(websocket: WebSocket, client: Client, heartbeat_s: float) -> None:
+    """The one writer of the socket: the outbox in order, a heartbeat when idle, resync then close."""
+    while True:
+        item = client.take()
+        if item is None:
+            try:
+                await asyncio.wait_for(client.ready.wait(), heartbeat_s)
+            except TimeoutError:
+                await websocket.send_text(json.dumps({"type": "heartbeat", "at_s": time.time()}))
+            continue
+        stream_name, seq, text = item
+        if seq == -1:
+            await websocket.send_text(json.dumps(client.resync_message()))
+            await websocket.close(code=CLOSE_TRY_AGAIN_LATER)
+            return
+        await websocket.send_text(text)
+        if stream_name:
+            client.sent[stream_name] = seq
+
+
+async def _receive(websocket: WebSocket, client: Client, runtime: Runtime) -> None:
+    while True:
+        raw = await websocket.receive_text()
+        try:
+            if len(raw) > MAX_MESSAGE_BYTES:
+                raise ClientError("bad_request", f"message longer than {MAX_MESSAGE_BYTES} bytes")
+            try:
+                message = json.loads(raw)
+            except ValueError:
+                raise ClientError("bad_request", "messages must be JSON objects") from None
+            if not isinstance(message, dict):
+                raise ClientError("bad_request", "messages must be JSON objects")
+            await _handle(message, client, runtime)
+        except ClientError as exc:
+            client.control({"type": "error", "error": exc.error, "detail": exc.detail})
+
+
+async def _handle(message: dict[str, Any], client: Client, runtime: Runtime) -> None:
+    kind = message.get("type")
+    fanout = runtime.fanout
+    if kind == "ping":
+        client.control({"type": "pong", "at_s": time.time()})
+    elif kind == "subscribe":
+        streams = await _select(message, client, runtime)
+        positions = {s: await fanout.subscribe(client, s) for s in streams if s not in client.streams}
+        client.control({"type": "subscribed", "streams": positions,
+                        "already": sorted(s for s in streams if s not in positions)})
+    elif kind == "unsubscribe":
+        streams = await _select(message, client, runtime)
+        for s in streams:
+            fanout.unsubscribe(client, s)
+        client.control({"type": "unsubscribed", "streams": streams})
+    elif kind == "resume":
+        wanted = message.get("streams")
+        if not isinstance(wanted, dict) or not wanted:
+            raise ClientError("bad_request", "resume needs 'streams': {\"account/region/topic\": last_seq, ...}")
+        checked = {}
+        for name, seq in wanted.items():
+            if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+                raise ClientError("bad_request", f"streams.{name}: the last seq seen must be an integer >= 0")
+            checked[await _owned_stream(name, client, runtime)] = seq
+        for name, seq in checked.items():
+            await _resume(name, seq, client, runtime)
+    else:
+        raise ClientError("bad_request", f"unknown message type {kind!r}: use subscribe, unsubscribe, resume, ping")
+
+
+async def _owned_stream(name: Any, client: Client, runtime: Runtime) -> str:
+    if not isinstance(name, str):
+        raise ClientError("bad_request", "stream names are strings 'account/region/topic'")
+    try:
+        account, region, topic = parse_stream_key(name)
+    except ValueError as exc:
+        raise ClientError("bad_request", str(exc)) from None
+    owned = await runtime.tenancy.get_account(client.tenant_id, account)
+    if owned is None or region not in owned.regions:
+        raise ClientError("not_found", f"unknown account {account!r} or region {region!r}")
+    return stream_key(account, region, topic)
+
+
+async def _select(message: dict[str, Any], client: Client, runtime: Runtime) -> list[str]:
+    """The stream keys a subscribe/unsubscribe names, all owned by the client's tenant."""
+    account, regions, topics = message.get("account"), message.get("regions"), message.get("topics", ["decisions"])
+    if not isinstance(topics, list) or not topics or any(t not in TOPICS for t in topics):
+        raise ClientError("bad_request", f"topics must be a non-empty list of {', '.join(TOPICS)}")
+    if regions is not None and (not isinstance(regions, list) or not all(isinstance(r, str) for r in regions)):
+        raise ClientError("bad_request", "regions must be a list of region names")
+    if account is None:
+        accounts = await runtime.tenancy.list_accounts(client.tenant_id)
+    elif not isinstance(account, str):
+        raise ClientError("bad_request", "account must be a string")
+    else:
+        found = await runtime.tenancy.get_account(client.tenant_id, account)
+        if found is None:
+            raise ClientError("not_found", f"unknown account {account!r}")
+        accounts = [found]
+        missing = [r for r in regions or [] if r not in found.regions]
+        if missing:
+            raise ClientError("not_found", f"unknown account {account!r} or region {missing[0]!r}")
+    return [stream_key(a.name, r, t) for a in accounts for r in a.regions
+            if regions is None or r in regions for t in topics]
+
+
+async def _resume(name: str, after: int, client: Client, runtime: Runtime) -> None:
+    """Join live (parked), replay everything after ``after``, then release the parked live events."""
+    fanout = runtime.fanout
+    fanout.unsubscribe(client, name)
+    await fanout.subscribe(client, name, after=after, catch_up=True)
+    account, region, topic = parse_stream_key(name)
+    state = client.streams[name]
+    replayed = 0
+    chunk = max(1, min(REPLAY_CHUNK, MAX_REPLAY, client.limit // 2))
+    if topic == "decisions":
+        while not client.overflowed:
+            await client.wait_for_room()
+            records = await runtime.store.decisions_after(account, region, state.last_seq, limit=chunk)
+            for record in records:
+                client.offer(name, record.seq, encode_event(name, topic, record.to_json()))
+                state.last_seq = record.seq
+                replayed += 1
+            if len(records) < chunk:
+                break
+    else:
+        result = await runtime.hub.listen.remote({name: after}, 0.0)
+        for event in result["events"].get(name, []):
+            seq = int(event["seq"])
+            if seq > state.last_seq:
+                client.offer(name, seq, encode_event(name, topic, event))
+                state.last_seq = seq
+                replayed += 1
+        if name in result["truncated"]:
+            client.control({"type": "gap", "stream": name,
+                            "detail": "older events of this topic are no longer buffered; refetch over REST"})
+    client.control({"type": "resumed", "stream": name, "replayed": replayed, "seq": state.last_seq})
+    fanout.release(client, name)

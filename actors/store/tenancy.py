@@ -53,6 +53,7 @@ class Account:
     executor_mode: str
     policy: str
     policy_params: Mapping[str, Any] = field(default_factory=dict)
+    credentials: Mapping[str, Any] = field(default_factory=dict)
     created_at_s: float = 0.0
     updated_at_s: float = 0.0
 
@@ -249,15 +250,16 @@ class Tenancy:
 
 def _account_row(account: Account) -> dict[str, Any]:
     return {"name": account.name, "tenant_id": account.tenant_id, "regions": list(account.regions),
-            "credentials_mode": account.credentials_mode, "executor_mode": account.executor_mode,
+            "credentials_mode": account.credentials_mode, "credentials": dict(account.credentials),
+            "executor_mode": account.executor_mode,
             "policy": account.policy, "policy_params": dict(account.policy_params),
             "created_at_s": account.created_at_s, "updated_at_s": account.updated_at_s}
 
 
 def _account(row: Mapping[str, Any]) -> Account:
     return Account(row["name"], row["tenant_id"], tuple(row["regions"]), row["credentials_mode"],
-                   row["executor_mode"], row["policy"], dict(row["policy_params"]), row["created_at_s"],
-                   row["updated_at_s"])
+                   row["executor_mode"], row["policy"], dict(row["policy_params"]), dict(row["credentials"]),
+                   row["created_at_s"], row["updated_at_s"])
 
 
 def _simulation(row: Mapping[str, Any]) -> SimulationRecord:

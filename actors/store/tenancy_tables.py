@@ -64,6 +64,7 @@ class AccountRow(SQLModel, table=True):
                                                nullable=False))
     regions: list[str] = Field(sa_column=sa.Column(sa.JSON(), nullable=False))
     credentials_mode: str = _text(MODE_MAX_LEN)
+    credentials: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON(), nullable=False))  # never secrets
     executor_mode: str = _text(MODE_MAX_LEN)
     policy: str = _text(POLICY_MAX_LEN)
     policy_params: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON(), nullable=False))

@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from api.app import create_app
-        from api.runtime import describe_source, load_replay_market
+        from api.runtime import Runtime, describe_source, load_replay_market
         from engine.policy import POLICY_NAMES
 
         overrides = {k: v for k, v in {
@@ -54,7 +54,16 @@ def register(app: typer.Typer) -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         url = f"http://{settings.host}:{settings.port}"
         console.print(f"[bold]Spot Optimizer[/bold] replaying {describe_source(settings)}")
-        console.print(f"  dashboard  {url}/")
         console.print(f"  API        {url}/api/v1/accounts   (OpenAPI: {url}/docs)")
         console.print(f"  live       ws://{settings.host}:{settings.port}/ws")
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+        def banner(runtime: Runtime) -> None:
+            if runtime.demo_api_key:
+                console.print(f"  tenant     {settings.demo_tenant!r}, API key (shown once, new at every start):")
+                console.print(f"             {runtime.demo_api_key}")
+                console.print(f"  dashboard  {url}/#key={runtime.demo_api_key}")
+            else:
+                console.print(f"  dashboard  {url}/   (paste a tenant API key; the admin key creates tenants)")
+
+        uvicorn.run(create_app(settings, on_started=banner), host=settings.host, port=settings.port,
+                    log_level="info")

@@ -41,6 +41,7 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.String(32), sa.ForeignKey("tenants.id"), nullable=False),
         sa.Column("regions", sa.JSON(), nullable=False),
         sa.Column("credentials_mode", sa.String(32), nullable=False),
+        sa.Column("credentials", sa.JSON(), nullable=False),
         sa.Column("executor_mode", sa.String(32), nullable=False),
         sa.Column("policy", sa.String(128), nullable=False),
         sa.Column("policy_params", sa.JSON(), nullable=False),

@@ -1,0 +1,103 @@
+"""Per account and region: prices (latest, recent window), instances, forecasts and risk per pool,
+decisions (filters and a seq cursor), model metrics. Everything goes through :data:`api.deps.RegionDep`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from actors.region import instance_json
+from actors.store import MAX_PAGE
+from actors.stream import stream_key
+from api.deps import RegionDep, RuntimeDep
+from api.errors import InvalidInput
+from api.schemas import ERRORS
+from engine.types import Action
+
+router = APIRouter(prefix="/api/v1/accounts/{account}/regions/{region}", responses=ERRORS)
+
+Epoch = Annotated[float | None, Query(ge=0, le=253_402_300_799, allow_inf_nan=False,
+                                      description="epoch seconds")]
+ActionName = Annotated[Action | None, Query(description="only this action")]
+
+
+@router.get("/prices", tags=["prices"])
+async def latest_prices(ref: RegionDep) -> dict[str, Any]:
+    """The latest spot price of every pool in the region, with its availability and predicted risk."""
+    prices = await ref.handle.latest_prices.remote()
+    return {"account": ref.account.name, "region": ref.region, "prices": prices}
+
+
+@router.get("/prices/history", tags=["prices"])
+async def price_history(
+    ref: RegionDep,
+    runtime: RuntimeDep,
+    since_s: Epoch = None,
+    until_s: Epoch = None,
+    limit: Annotated[int, Query(ge=1, le=10_000, description="newest ticks kept")] = 1000,
+) -> dict[str, Any]:
+    """Price and availability changes per tick in a time window, oldest first.
+
+    Served from the stream host's buffer (the newest ``stream_capacity`` ticks of the region), not from
+    the database: a window older than the buffer comes back short.
+    """
+    if since_s is not None and until_s is not None and until_s < since_s:
+        raise InvalidInput("query.until_s: must not be before since_s")
+    key = stream_key(ref.account.name, ref.region, "prices")
+    ticks = await runtime.hub.window.remote(key, since_s, until_s, limit)
+    return {"account": ref.account.name, "region": ref.region, "ticks": ticks, "count": len(ticks)}
+
+
+@router.get("/instances", tags=["instances"])
+async def instances(ref: RegionDep) -> dict[str, Any]:
+    """The fleet as the region actor sees it now."""
+    fleet = await ref.handle.instances.remote()
+    return {"account": ref.account.name, "region": ref.region, "instances": [instance_json(i) for i in fleet]}
+
+
+@router.get("/forecasts", tags=["forecasts"])
+async def forecasts(
+    ref: RegionDep,
+    horizon_s: Annotated[list[float] | None, Query(description="price forecast horizons (repeatable)")] = None,
+) -> dict[str, Any]:
+    """Per pool: interruption risk over the policy's risk horizon and price forecasts at each horizon."""
+    horizons = horizon_s or [3600.0, 86_400.0]
+    if len(horizons) > 8 or not all(0 < h <= 30 * 86_400 for h in horizons):
+        raise InvalidInput("query.horizon_s: up to 8 horizons, each in (0, 2592000] seconds")
+    result = await ref.handle.forecasts.remote(sorted(set(horizons)))
+    return {"account": ref.account.name, "region": ref.region, **result}
+
+
+@router.get("/decisions", tags=["decisions"])
+async def decisions(
+    ref: RegionDep,
+    runtime: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")] = 50,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1,
+                                        description="cursor: only decisions with seq below this")] = None,
+    action: ActionName = None,
+    instance_id: Annotated[str | None, Query(min_length=1, max_length=255, pattern=r"^[^\x00]*$")] = None,
+    since_s: Epoch = None,
+    until_s: Epoch = None,
+) -> dict[str, Any]:
+    """Decisions, newest first; pass ``next_before`` back as ``before`` for the next page."""
+    records = await runtime.store.list_decisions(
+        ref.account.name, ref.region, limit=limit, before=before, action=action, instance_id=instance_id,
+        since_s=since_s, until_s=until_s)
+    items = [r.to_json() for r in records]
+    next_before = items[-1]["seq"] if len(items) == limit else None
+    return {"account": ref.account.name, "region": ref.region, "decisions": items, "next_before": next_before}
+
+
+@router.get("/metrics", tags=["forecasts"])
+async def model_metrics(ref: RegionDep) -> dict[str, Any]:
+    """The online models' progressive-validation metrics and the actor's counters."""
+    metrics = await ref.handle.model_metrics.remote()
+    status = await ref.handle.status.remote()
+    return {"account": ref.account.name, "region": ref.region, "models": metrics, "actor": _finite(status)}
+
+
+def _finite(values: dict[str, Any]) -> dict[str, Any]:
+    """JSON has no NaN: unknown numbers become null."""
+    return {k: (None if isinstance(v, float) and v != v else v) for k, v in values.items()}
