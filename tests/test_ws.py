@@ -1,0 +1,228 @@
+"""WebSocket ``/ws`` over a real socket: subscribe, resume without gap or duplicate, slow consumers,
+heartbeats, auth and tenant isolation. Decisions are written the way a region actor writes them (saved
+in the store, then published on the stream host), so each test controls exactly what is in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from test_store_codec import T0_S, make_decision
+
+from actors.store import decision_to_json
+from actors.stream import stream_key
+from api.app import create_app
+from api.testing import LiveServer, bearer_headers, new_tenant, settings_for_test
+
+pytestmark = pytest.mark.ray
+REGION = "us-east-1"
+
+
+@pytest.fixture(scope="module")
+def server(ray_session, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    settings = settings_for_test(tmp_path_factory.mktemp("ws"), replay=False, ws_queue_size=64, ws_heartbeat_s=0.5)
+    with LiveServer(create_app(settings)) as live:
+        yield live
+
+
+@pytest.fixture
+async def tenant(server: LiveServer) -> AsyncIterator[tuple[str, str]]:
+    """A tenant with one account in us-east-1 (no feed: the tests publish its decisions): (key, account)."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        _, key = await new_tenant(http)
+        account = f"ws-{uuid.uuid4().hex[:8]}"
+        response = await http.post("/api/v1/accounts", headers=bearer_headers(key), json={
+            "name": account, "regions": [REGION], "credentials_mode": "aws_default"})
+        assert response.status_code == 201, response.text
+        yield key, account
+
+
+def publish(server: LiveServer, account: str, seqs: range) -> None:
+    """What a region actor does per batch: save the decisions in one transaction, then publish them."""
+    runtime = server.runtime
+    batch = [(s, make_decision(f"i-{s % 3}", decided_at_s=T0_S + s)) for s in seqs]
+
+    async def write() -> None:
+        await runtime.store.save_decisions(account, REGION, batch)
+        await runtime.hub.publish.remote(stream_key(account, REGION),
+                                         [decision_to_json(account, REGION, s, d) for s, d in batch])
+
+    server.call(write())
+
+
+async def connect(server: LiveServer, key: str) -> Any:
+    ws = await websockets.connect(server.ws_url, additional_headers=bearer_headers(key))
+    hello = await next_message(ws, "hello")
+    assert hello["tenant"]
+    return ws
+
+
+async def next_message(ws: Any, kind: str, timeout_s: float = 20.0) -> dict[str, Any]:
+    """The next message of ``kind``, skipping heartbeats (and failing on anything else)."""
+    while True:
+        message = json.loads(await asyncio.wait_for(ws.recv(), timeout_s))
+        if message["type"] == "heartbeat" and kind != "heartbeat":
+            continue
+        assert message["type"] == kind, message
+        return message
+
+
+async def until_closed(ws: Any) -> tuple[list[dict[str, Any]], int | None]:
+    """Every message until the server closes the connection, and its close code."""
+    received = []
+    try:
+        while True:
+            received.append(json.loads(await asyncio.wait_for(ws.recv(), 20)))
+    except websockets.ConnectionClosed as closed:
+        return received, closed.rcvd.code if closed.rcvd is not None else None
+
+
+async def decisions(ws: Any, count: int) -> list[int]:
+    return [(await next_message(ws, "decision"))["seq"] for _ in range(count)]
+
+
+async def test_resume_after_a_disconnect_replays_exactly_the_missed_events_then_goes_live(
+        server: LiveServer, tenant: tuple[str, str]) -> None:
+    key, account = tenant
+    stream = stream_key(account, REGION)
+    ws = await connect(server, key)
+    await ws.send(json.dumps({"type": "subscribe", "account": account, "regions": [REGION]}))
+    assert (await next_message(ws, "subscribed"))["streams"] == {stream: 0}
+    publish(server, account, range(1, 6))
+    assert await decisions(ws, 5) == [1, 2, 3, 4, 5]
+    await ws.close()
+
+    publish(server, account, range(6, 16))  # while nobody listens
+    publish(server, account, range(16, 21))
+
+    ws = await connect(server, key)
+    await ws.send(json.dumps({"type": "resume", "streams": {stream: 5}}))
+    assert await decisions(ws, 15) == list(range(6, 21))
+    resumed = await next_message(ws, "resumed")
+    assert resumed == {"type": "resumed", "stream": stream, "replayed": 15, "seq": 20}
+    publish(server, account, range(21, 24))
+    assert await decisions(ws, 3) == [21, 22, 23]
+    await ws.close()
+
+
+async def test_resuming_while_decisions_keep_coming_has_no_gap_and_no_duplicate(
+        server: LiveServer, tenant: tuple[str, str]) -> None:
+    key, account = tenant
+    stream = stream_key(account, REGION)
+    publish(server, account, range(1, 301))
+    stop = asyncio.Event()
+
+    async def keep_publishing() -> int:
+        seq = 301
+        while not stop.is_set():
+            await asyncio.to_thread(publish, server, account, range(seq, seq + 7))
+            seq += 7
+        return seq - 1
+
+    publisher = asyncio.create_task(keep_publishing())
+    await asyncio.sleep(0.05)
+    ws = await connect(server, key)
+    await ws.send(json.dumps({"type": "resume", "streams": {stream: 0}}))
+    seen: list[int] = []
+    while len(seen) < 400:
+        message = json.loads(await asyncio.wait_for(ws.recv(), 20))
+        if message["type"] == "decision":
+            seen.append(message["seq"])
+    stop.set()
+    last = await publisher
+    while seen[-1] < last:
+        message = json.loads(await asyncio.wait_for(ws.recv(), 20))
+        if message["type"] == "decision":
+            seen.append(message["seq"])
+    await ws.close()
+    assert seen == list(range(1, last + 1))
+
+
+async def test_a_slow_consumer_gets_a_resync_and_is_dropped(server: LiveServer, tenant: tuple[str, str]) -> None:
+    key, account = tenant
+    stream = stream_key(account, REGION)
+    ws = await connect(server, key)
+    await ws.send(json.dumps({"type": "subscribe", "account": account}))
+    await next_message(ws, "subscribed")
+    publish(server, account, range(1, 201))  # one burst, far more than the client's queue of 64
+    received, code = await until_closed(ws)
+    assert code == 1013
+    resync = received[-1]
+    assert resync["type"] == "resync"
+    sent = [m["seq"] for m in received if m["type"] == "decision"]
+    assert sent == list(range(1, len(sent) + 1)) and len(sent) < 200
+    assert resync["resume"] == ({stream: sent[-1]} if sent else {})
+
+    # The same client comes back, resumes where it was cut off, and gets the rest.
+    ws = await connect(server, key)
+    after = sent[-1] if sent else 0
+    await ws.send(json.dumps({"type": "resume", "streams": {stream: after}}))
+    assert await decisions(ws, 200 - after) == list(range(after + 1, 201))
+    await ws.close()
+
+
+async def test_subscriptions_change_and_idle_connections_get_heartbeats(
+        server: LiveServer, tenant: tuple[str, str]) -> None:
+    key, account = tenant
+    ws = await connect(server, key)
+    await ws.send(json.dumps({"type": "subscribe", "topics": ["decisions", "prices"]}))
+    subscribed = await next_message(ws, "subscribed")
+    assert set(subscribed["streams"]) == {stream_key(account, REGION), stream_key(account, REGION, "prices")}
+    await next_message(ws, "heartbeat", timeout_s=5)
+    await ws.send(json.dumps({"type": "ping"}))
+    await next_message(ws, "pong")
+
+    await ws.send(json.dumps({"type": "unsubscribe", "topics": ["decisions"]}))
+    await next_message(ws, "unsubscribed")
+    publish(server, account, range(1, 4))
+    price_stream = stream_key(account, REGION, "prices")
+    await server.runtime.hub.append.remote(price_stream, [{"at_s": T0_S, "prices": [], "availability": []}])
+    price = await next_message(ws, "price")  # decisions no longer come; prices do
+    assert price["stream"] == price_stream and price["seq"] == 1
+
+    await ws.send(json.dumps({"type": "subscribe", "topics": ["weather"]}))
+    assert (await next_message(ws, "error"))["error"] == "bad_request"
+    await ws.send("not json")
+    assert (await next_message(ws, "error"))["error"] == "bad_request"
+    await ws.close()
+
+
+async def test_another_tenant_cannot_subscribe_or_resume_and_sees_nothing(
+        server: LiveServer, tenant: tuple[str, str]) -> None:
+    _, account = tenant
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        _, other_key = await new_tenant(http)
+    ws = await connect(server, other_key)
+    for message in ({"type": "subscribe", "account": account},
+                    {"type": "resume", "streams": {stream_key(account, REGION): 0}},
+                    {"type": "resume", "streams": {stream_key("no-such-account", REGION): 0}}):
+        await ws.send(json.dumps(message))
+        error = await next_message(ws, "error")
+        assert error["error"] == "not_found" and "unknown account" in error["detail"]
+    await ws.send(json.dumps({"type": "subscribe"}))  # everything of its own: nothing
+    assert (await next_message(ws, "subscribed"))["streams"] == {}
+    publish(server, account, range(1, 4))
+    await next_message(ws, "heartbeat", timeout_s=5)  # and nothing of the other tenant arrives
+    await ws.close()
+
+
+async def test_connections_without_valid_credentials_are_refused(server: LiveServer,
+                                                                 tenant: tuple[str, str]) -> None:
+    key, _ = tenant
+    for url, headers in ((server.ws_url, None), (f"{server.ws_url}?token=forged.token", None),
+                         (server.ws_url, bearer_headers("spk_nope_nope"))):
+        async with websockets.connect(url, additional_headers=headers) as ws:
+            assert (await next_message(ws, "error"))["error"] == "unauthorized"
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    async with httpx.AsyncClient(base_url=server.url, headers=bearer_headers(key)) as http:
+        token = (await http.post("/api/v1/ws-tokens")).json()["token"]
+    async with websockets.connect(f"{server.ws_url}?token={token}") as ws:
+        await next_message(ws, "hello")
