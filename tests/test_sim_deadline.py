@@ -11,7 +11,7 @@ import pytest
 from engine.market import MarketTrace
 from engine.sim.backtest import run_deadline_shard
 from engine.sim.clock import DeadlineJob, JobError, WorkClock
-from engine.sim.deadline import Mode, simulate_deadline
+from engine.sim.deadline import Mode, RunState, simulate_deadline
 from engine.sim.deadline_policies import GreedyPolicy, OnDemandPolicy
 from engine.sim.optimal import optimal_deadline
 from engine.sim.risk_deadline import RiskAwareDeadlinePolicy
@@ -191,3 +191,37 @@ def test_risk_aware_beats_uniform_progress_on_the_published_windows(shared_data:
     outs = run_deadline_shard(PAPER_JOB, runs, ["uniform_progress", "risk_aware"])
     assert not outs["risk_aware"].missed.any()
     assert outs["risk_aware"].cost_usd.mean() < outs["uniform_progress"].cost_usd.mean()
+
+
+def test_risk_aware_keeps_its_published_window_result(shared_data: Path) -> None:
+    # The flat-index controller must decide exactly as the readable lookup did: $73.35 mean, no miss.
+    windows = read_windows(shared_data / "traces" / "cant_be_late_windows_us-west-2a_v100_1.json.gz")
+    clock = WorkClock.of(PAPER_JOB, windows.tick_s)
+    runs = runs_from_windows(windows.available, windows.tick_s, clock)
+    out = run_deadline_shard(PAPER_JOB, runs, ["risk_aware"])["risk_aware"]
+    assert round(float(out.cost_usd.mean()), 2) == 73.35
+    assert not out.missed.any()
+
+
+@pytest.mark.parametrize("with_risk", [False, True])
+def test_risk_aware_fast_path_matches_the_readable_plan_lookup(with_risk: bool) -> None:
+    j = job(job_hours=6, deadline_hours=8, overhead=0.2)
+    clock = WorkClock.of(j, 600)
+    rng = np.random.default_rng(3)
+    n = 200
+    avail = rng.random((clock.horizon_ticks, n)) < 0.7
+    risk = rng.random(avail.shape).astype(np.float32) if with_risk else None
+    policy = RiskAwareDeadlinePolicy()
+    controller = policy.start(j, clock, n, risk)
+    state = RunState.start(n, clock)
+    for t in range(clock.deadline_ticks + 2):
+        state.mode[:] = np.where(avail[t], rng.integers(0, 3, n), rng.choice([0, 2], n)).astype(np.int8)
+        state.work_left_u[:] = rng.integers(-3, clock.job_u + 1, n)
+        state.overhead_left_u[:] = rng.integers(0, clock.overhead_u + 1, n)
+        fast = controller.decide(t, state, avail[t]).copy()
+        up, down = controller.mean_hours()
+        plan = controller._plan
+        tau = np.full(n, clock.deadline_ticks - t, np.int64)
+        slack = tau * clock.tick_u - state.work_left_u - state.overhead_left_u
+        slow = plan.lookup(plan.grid_index(up), plan.grid_index(down), tau, slack, state.mode, avail[t])
+        assert np.array_equal(fast, slow), t

@@ -144,34 +144,47 @@ def simulate_deadline(
     never = np.zeros(n_runs, dtype=np.bool_)
     tick_u = np.int32(clock.tick_u)
     overhead_u = np.int32(clock.overhead_u)
+    mode, active, work, overhead = state.mode, state.active, state.work_left_u, state.overhead_left_u
+    # One buffer per intermediate, written in place every tick: the loop allocates nothing.
+    request = np.empty(n_runs, np.int8)
+    lost = np.empty(n_runs, np.bool_)
+    on_spot = np.empty(n_runs, np.bool_)
+    running = np.empty(n_runs, np.bool_)
+    flag = np.empty(n_runs, np.bool_)
+    burnt = np.empty(n_runs, np.int32)
     for t in range(clock.horizon_ticks):
-        if not state.active.any():
+        if not active.any():
             break
         avail = available[t] if t < n_ticks else never
-        lost = (state.mode == SPOT) & ~avail
+        np.equal(mode, SPOT, out=lost)
+        np.greater(lost, avail, out=lost)  # on spot & no spot now
         if lost.any():
-            preemptions += lost & state.active
-            state.mode[lost] = IDLE
-        request = controller.decide(t, state, avail)
-        request = np.where(state.active, request, IDLE).astype(np.int8, copy=False)
-        on_spot = request == SPOT
-        if (on_spot & ~avail).any():
+            preemptions += lost & active
+            mode[lost] = IDLE
+        np.multiply(controller.decide(t, state, avail), active, out=request)  # finished runs idle (IDLE == 0)
+        np.equal(request, SPOT, out=on_spot)
+        if np.greater(on_spot, avail, out=flag).any():
             raise PolicyError(f"{policy.name} asked for spot where none is available at tick {t}")
-        running = request != IDLE
-        fresh = running & (request != state.mode)
-        restarts += fresh
-        state.overhead_left_u[fresh] = overhead_u
-        burnt = np.minimum(state.overhead_left_u, tick_u) * running
-        state.overhead_left_u -= burnt.astype(np.int32, copy=False)
-        state.work_left_u -= ((tick_u - burnt) * running).astype(np.int32, copy=False)
+        np.not_equal(request, IDLE, out=running)
+        np.not_equal(request, mode, out=flag)
+        np.logical_and(flag, running, out=flag)  # a new instance: pays the restart overhead first
+        restarts += flag
+        np.copyto(overhead, overhead_u, where=flag)
+        np.minimum(overhead, tick_u, out=burnt)
+        np.multiply(burnt, running, out=burnt)
+        np.subtract(overhead, burnt, out=overhead)
+        np.subtract(tick_u, burnt, out=burnt)
+        np.multiply(burnt, running, out=burnt)
+        np.subtract(work, burnt, out=work)
         spot_ticks += on_spot
         od_ticks += request == ON_DEMAND
-        state.mode[:] = request
-        done = state.active & (state.work_left_u <= 0)
-        if done.any():
-            finish[done] = t + 1
-            state.active &= ~done
-            state.mode[done] = IDLE
+        np.copyto(mode, request)
+        np.less_equal(work, 0, out=flag)
+        np.logical_and(flag, active, out=flag)
+        if flag.any():
+            finish[flag] = t + 1
+            active &= ~flag
+            mode[flag] = IDLE
     elapsed = np.where(finish >= 0, finish, clock.horizon_ticks)
     cost = (spot_ticks * job.spot_usd_per_hour + od_ticks * job.on_demand_usd_per_hour) * clock.tick_hours
     return DeadlineOutcome(

@@ -34,18 +34,27 @@ MAX_SLACK_STATES = 512
 
 @dataclass(frozen=True, slots=True, eq=False)
 class DeadlinePlan:
-    """``action[u, d, tau, s, mode, avail]``: the mode to take, for mean up-time ``mean_hours[u]``, mean
-    down-time ``mean_hours[d]``, ``tau`` ticks left, slack ``s`` (in units of ``slack_unit_u``)."""
+    """``action[tau, u, d, s + 1, mode, avail]``: the mode to take with ``tau`` ticks left, for mean up-time
+    ``mean_hours[u]``, mean down-time ``mean_hours[d]``, slack ``s`` (in units of ``slack_unit_u``).
+
+    Tick-major, so the table of one tick is one contiguous block that stays in cache while every run of a
+    batch reads it. Slack index 0 (``s = -1``) is "the slack is gone": on-demand, whatever the rest.
+    """
 
     mean_hours: tuple[float, ...]
     action: npt.NDArray[np.int8]
     slack_unit_u: int
     max_tau: int
 
+    @property
+    def n_slack(self) -> int:
+        """Slack states ``0 .. n_slack - 1`` (the table holds one more, for lost slack)."""
+        return int(self.action.shape[3]) - 1
+
     def grid_index(self, mean_hours: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
         """Nearest grid point in log space.
 
-        >>> plan = DeadlinePlan((1.0, 10.0, 100.0), np.zeros((3, 3, 1, 1, 3, 2), np.int8), 1, 0)
+        >>> plan = DeadlinePlan((1.0, 10.0, 100.0), np.zeros((1, 3, 3, 2, 3, 2), np.int8), 1, 0)
         >>> plan.grid_index(np.array([0.5, 2.0, 4.0, 40.0, 1e6])).tolist()
         [0, 0, 1, 2, 2]
         """
@@ -62,14 +71,20 @@ class DeadlinePlan:
         mode: npt.NDArray[np.int8],
         available: npt.NDArray[np.bool_],
     ) -> npt.NDArray[np.int8]:
-        """The planned mode per run; on-demand where the slack is gone or the deadline has passed."""
+        """The planned mode per run; on-demand where the slack is gone or the deadline has passed.
+
+        The readable form of what :class:`engine.sim.risk_deadline` does with flat integer indices.
+        """
         s = slack_u // self.slack_unit_u  # floor: never credit slack the job does not have
-        n_s = self.action.shape[3]
-        lost = (s < 0) | (tau <= 0)
         picked = self.action[
-            up, down, np.clip(tau, 0, self.max_tau), np.clip(s, 0, n_s - 1), mode, available.astype(np.intp)
+            np.clip(tau, 0, self.max_tau),
+            up,
+            down,
+            np.clip(s, -1, self.n_slack - 1) + 1,
+            mode,
+            available.astype(np.intp),
         ]
-        return np.where(lost, ON_DEMAND, picked).astype(np.int8)
+        return np.where(tau <= 0, ON_DEMAND, picked).astype(np.int8)
 
 
 @lru_cache(maxsize=8)
@@ -125,8 +140,9 @@ def solve_plan(job: DeadlineJob, clock: WorkClock, mean_hours: tuple[float, ...]
         value = best_val
         if tau <= max_tau:
             action[tau] = codes
-    table = action.reshape(max_tau + 1, g, g, n_s, 3, 2).transpose(1, 2, 0, 3, 4, 5)
-    return DeadlinePlan(tuple(mean_hours), np.ascontiguousarray(table), unit, max_tau)
+    table = np.full((max_tau + 1, g, g, n_s + 1, 3, 2), ON_DEMAND, np.int8)  # slack index 0: slack gone
+    table[:, :, :, 1:] = action.reshape(max_tau + 1, g, g, n_s, 3, 2)
+    return DeadlinePlan(tuple(mean_hours), table, unit, max_tau)
 
 
 def _shift(values: npt.NDArray[np.float64], by: int) -> npt.NDArray[np.float64]:
