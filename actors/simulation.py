@@ -22,7 +22,7 @@ from engine.policy import PolicyParams
 from engine.sim.backtest import run_deadline_shard, run_fleet_shard
 from engine.sim.clock import DeadlineJob
 from engine.sim.deadline import DeadlineOutcome
-from engine.sim.fleet import FleetMarket, FleetOutcome, merge_fleet
+from engine.sim.fleet import DEFAULT_DECISION_INTERVAL_S, FleetMarket, FleetOutcome, merge_fleet
 from engine.sim.report import merge_outcomes
 from engine.sim.runs import DeadlineRuns
 
@@ -141,8 +141,9 @@ def _fleet_task(
     n_ticks: int,
     fleet_size: int,
     params: PolicyParams | None,
+    decision_interval_s: float,
 ) -> dict[str, FleetOutcome]:
-    return run_fleet_shard(market, policies, starts, n_ticks, fleet_size, params)
+    return run_fleet_shard(market, policies, starts, n_ticks, fleet_size, params, decision_interval_s)
 
 
 def simulate_fleet_runs(
@@ -154,13 +155,15 @@ def simulate_fleet_runs(
     params: PolicyParams | None = None,
     target: RayTarget | None = None,
     show_progress: bool = False,
+    decision_interval_s: float = DEFAULT_DECISION_INTERVAL_S,
 ) -> dict[str, FleetOutcome]:
     """Every policy on every fleet run, sharded over Ray (the market is shipped once)."""
     connect(target or RayTarget())
     market_ref = ray.put(market)
     bounds = shard_bounds(len(starts), cluster_cpus(), min_runs=1)
     refs = [
-        _fleet_task.remote(market_ref, tuple(policies), starts[a:b], n_ticks, fleet_size, params) for a, b in bounds
+        _fleet_task.remote(market_ref, tuple(policies), starts[a:b], n_ticks, fleet_size, params, decision_interval_s)
+        for a, b in bounds
     ]
     parts: list[dict[str, FleetOutcome]] = gather(refs, "fleet runs", show_progress)
     return {name: merge_fleet([p[name] for p in parts]) for name in policies}

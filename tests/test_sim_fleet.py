@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from engine.learning.series import risk_series
 from engine.market import MarketTrace
 from engine.policy import PolicyParams, make_policy
 from engine.sim.fleet import FleetMarket, fleet_metrics, simulate_fleet
+from engine.traces import load_availability
 from engine.types import Pool
 
 POOLS = (Pool("m5.large", "us-east-1a"), Pool("m5.large", "us-east-1b"))
@@ -67,3 +71,54 @@ def test_every_policy_runs_and_spot_saves_when_spot_is_cheap() -> None:
         metrics = fleet_metrics(simulate_fleet(m, make_policy(name), np.array([0, 50, 100]), 90, 4))
         assert metrics["savings_pct"] > 30, name
         assert 0.9 < metrics["availability"] <= 1.0, name
+
+
+def test_a_p3_fleet_on_the_mixed_2022_bundle_never_lands_in_a_p2_pool(shared_data: Path) -> None:
+    trace = load_availability(shared_data / "traces" / "availability_aws_2022-10-26.json.gz")
+    m = FleetMarket.of(trace, risk_series(trace), 3600.0, 0.9, 3.06, instance_type="p3.2xlarge")
+    assert [p.instance_type for p, ok in zip(trace.pools, m.compatible, strict=True) if ok] == ["p3.2xlarge"] * 2
+    starts = np.random.default_rng(0).integers(0, trace.n_ticks - 300, 6)
+    for name in ("risk_aware", "lowest_price", "capacity_optimized", "reactive"):
+        out = simulate_fleet(m, make_policy(name), starts, 300, 4)
+        by_type: dict[str, float] = {}
+        for p, hours in zip(trace.pools, out.spot_hours_by_pool.sum(axis=0), strict=True):
+            by_type[p.instance_type] = by_type.get(p.instance_type, 0.0) + float(hours)
+        assert by_type["p2.xlarge"] == by_type["p2.8xlarge"] == by_type["p3.16xlarge"] == 0.0, name
+        assert by_type["p3.2xlarge"] > 0, name
+
+
+def test_the_default_fleet_type_is_the_bundles_most_common_and_unknown_types_are_refused() -> None:
+    trace = MarketTrace(
+        (Pool("p2.xlarge", "us-west-2a"), Pool("p3.2xlarge", "us-west-2a"), Pool("p3.2xlarge", "us-west-2b")),
+        0.0,
+        600.0,
+        np.ones((5, 3), bool),
+        np.full((5, 3), 0.5),
+        np.full(3, 3.0),
+    )
+    m = FleetMarket.of(trace, np.zeros((5, 3)), 3600.0)
+    assert m.instance_type == "p3.2xlarge"
+    assert m.compatible.tolist() == [False, True, True]
+    with pytest.raises(ValueError, match=r"no pool of the trace can run m5\.large"):
+        FleetMarket.of(trace, np.zeros((5, 3)), 3600.0, instance_type="m5.large")
+
+
+def test_new_instances_are_placed_by_the_policy_itself_in_the_cheapest_pool() -> None:
+    m = market([[True, True]] * 4, [[0.5, 0.2]] * 4)
+    out = simulate_fleet(m, make_policy("lowest_price"), np.array([0]), 4, 3)
+    assert out.spot_hours_by_pool[0].tolist() == pytest.approx([0.0, 3 * 4 / 6])
+    assert int(out.replacements[0]) == 0  # the first placement is a launch, not a replacement
+
+
+def test_decision_interval_delays_voluntary_moves_but_never_interruptions() -> None:
+    # b becomes much cheaper at tick 1; a disappears at tick 3
+    avail = [[True, True]] * 3 + [[False, True]] * 5
+    prices = [[0.3, 0.3]] + [[0.3, 0.1]] * 7
+    m = market(avail, prices)
+    params = PolicyParams(min_dwell_s=0.0)
+    every_tick = simulate_fleet(m, make_policy("risk_aware", params), np.array([0]), 8, 1, decision_interval_s=0)
+    slow = simulate_fleet(m, make_policy("risk_aware", params), np.array([0]), 8, 1, decision_interval_s=3600)
+    # every tick: moves to b at tick 1, never interrupted; hourly: still in a at tick 3, interrupted, moved at once
+    assert int(every_tick.interruptions[0]) == 0
+    assert int(slow.interruptions[0]) == 1
+    assert slow.spot_hours_by_pool[0, 1] == pytest.approx(5 / 6)  # placed in b the tick a went away

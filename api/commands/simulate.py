@@ -19,7 +19,7 @@ from actors.simulation import RayTarget, simulate_deadline_runs, simulate_fleet_
 from engine.policy import POLICY_NAMES, PolicyParams
 from engine.sim.backtest import DEADLINE_POLICY_NAMES, deadline_policy
 from engine.sim.clock import DeadlineJob, JobError, WorkClock
-from engine.sim.fleet import FleetMarket, fleet_metrics
+from engine.sim.fleet import DEFAULT_DECISION_INTERVAL_S, FleetMarket, fleet_metrics
 from engine.sim.report import deadline_report
 from engine.sim.runs import DeadlineRuns, runs_from_trace, runs_from_windows
 from engine.traces import Convention, TraceError, load_availability, load_market, read_json, read_windows
@@ -128,8 +128,12 @@ def run_fleet(
     target: RayTarget,
     params: PolicyParams,
     show_progress: bool = True,
+    instance_type: str | None = None,
+    decision_interval_minutes: float = DEFAULT_DECISION_INTERVAL_S / 60.0,
 ) -> dict[str, Any]:
     """Load the market, simulate every policy's fleets, report (and plot)."""
+    if not decision_interval_minutes >= 0:
+        raise UsageError(f"--decision-interval-minutes must be >= 0, got {decision_interval_minutes}")
     unknown = [p for p in policies if p not in POLICY_NAMES]
     if unknown:
         raise UsageError(f"unknown fleet policy {unknown[0]!r}; choose from {', '.join(POLICY_NAMES)}")
@@ -146,12 +150,15 @@ def run_fleet(
 
     risk = risk_series(trace, params.risk_horizon_s)
     try:
-        market = FleetMarket.of(trace, risk, params.risk_horizon_s, spot_price, on_demand_price)
+        market = FleetMarket.of(trace, risk, params.risk_horizon_s, spot_price, on_demand_price, instance_type)
     except ValueError as exc:
         raise UsageError(f"{availability}: {exc}") from None
     rng = np.random.default_rng(seed)
     starts = rng.integers(0, trace.n_ticks - n_ticks + 1, size=n_runs)
-    outcomes = simulate_fleet_runs(market, policies, starts, n_ticks, fleet_size, params, target, show_progress)
+    outcomes = simulate_fleet_runs(
+        market, policies, starts, n_ticks, fleet_size, params, target, show_progress, decision_interval_minutes * 60.0
+    )
+    every = max(1, round(decision_interval_minutes * 60.0 / trace.tick_s))
     report = {
         "workload": "fleet",
         "runs": n_runs,
@@ -162,6 +169,9 @@ def run_fleet(
             "hours_per_run": n_ticks * trace.tick_s / 3600.0,
             "seed": seed,
             "pools": [p.key for p in trace.pools],
+            "instance_type": market.instance_type,
+            "compatible_pools": [p.key for p, ok in zip(trace.pools, market.compatible, strict=True) if ok],
+            "decision_interval_s": every * trace.tick_s,
             "restart_hours": params.restart_hours,
             "spot_price": "from the trace" if spot_price is None else spot_price,
             "on_demand_price": [float(x) for x in market.on_demand_price],
@@ -278,6 +288,20 @@ def register(app: typer.Typer) -> None:
         hours: Annotated[float | None, typer.Option(help="hours per run (default: half the trace)")] = None,
         seed: Annotated[int, typer.Option(help="seed of the random start ticks")] = 0,
         restart_hours: Annotated[float, typer.Option(help="downtime of an interrupted instance")] = 0.1,
+        instance_type: Annotated[
+            str | None,
+            typer.Option(
+                help="the fleet's type (default: the bundle's most common); pools of "
+                "types the catalog finds compatible are used"
+            ),
+        ] = None,
+        decision_interval_minutes: Annotated[
+            float,
+            typer.Option(
+                help="consult the policy this often (whole ticks; 0: every tick); "
+                "interruptions are always handled at once"
+            ),
+        ] = DEFAULT_DECISION_INTERVAL_S / 60.0,
         plot: Annotated[Path | None, typer.Option(help="write a PNG comparing the policies")] = None,
         convention: ConventionOption = None,
         address: AddressOption = None,
@@ -301,6 +325,8 @@ def register(app: typer.Typer) -> None:
                 plot,
                 RayTarget(address, num_cpus),
                 params,
+                instance_type=instance_type,
+                decision_interval_minutes=decision_interval_minutes,
             )
         except (TraceError, UsageError, ValueError, OSError) as exc:
             raise _fail(str(exc)) from None

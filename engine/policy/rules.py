@@ -2,7 +2,8 @@
 
 Order of precedence, per instance:
 
-1. interrupted (or homeless) instances must move: best-ranked usable placement, no dwell, no budget;
+1. interrupted (or homeless) instances must move: best-ranked usable placement, no dwell, no budget; a
+   homeless instance (a new one, not placed yet) has ``pool = -1`` and no column to leave;
 2. on-demand instances return to spot once a spot pool has beaten on-demand by the threshold for
    ``return_after_s`` (hysteresis), subject to dwell and budget;
 3. spot instances move voluntarily (proactive strategies only) when the saving beats the threshold and
@@ -50,7 +51,7 @@ def pool_caps(fleet: FleetView, n_pools: int, max_pool_share: float) -> IntArray
 def occupancy(fleet: FleetView, n_pools: int) -> IntArray:
     """How many of each fleet's spot instances (not interrupted) sit in each pool: (F, P)."""
     counts = np.zeros((fleet.n_fleets, n_pools), dtype=np.intp)
-    staying = ~fleet.on_demand & ~fleet.interrupted
+    staying = ~fleet.on_demand & ~fleet.interrupted & (fleet.pool >= 0)
     np.add.at(counts, (fleet.fleet[staying], fleet.pool[staying]), 1)
     return counts
 
@@ -137,15 +138,17 @@ def _apply_rules(
     cost = expected_cost_matrix(market, fleet, params)
     usable = np.isfinite(cost) & np.isfinite(rank)
     idx = np.arange(n)
+    homeless = (fleet.pool < 0) & ~fleet.on_demand  # a new instance: nowhere to leave, anything beats it
     current_col = np.where(fleet.on_demand, n_pools, fleet.pool)
+    home_col = np.where(homeless, 0, current_col)  # a valid index; masked wherever it matters
 
     target_col = current_col.copy()
     action = np.full(n, ACTION_CODE[Action.KEEP], dtype=np.int8)
     rule = np.full(n, RULE_CODE[Rule.BEST_ALREADY], dtype=np.int8)
     better_since = fleet.spot_better_since_s.astype(np.float64, copy=True)
 
-    current_rank = rank[idx, current_col]
-    current_cost = cost[idx, current_col]
+    current_rank = np.where(homeless, np.inf, rank[idx, home_col])
+    current_cost = np.where(homeless, np.inf, cost[idx, home_col])
     # A move must beat the threshold in the strategy's own terms and pay back the migration (both the old
     # and the new instance run for the restart time) within the payback horizon.
     threshold = np.maximum(params.min_saving_usd_per_hour, params.min_saving_fraction * np.abs(current_rank))
@@ -154,10 +157,10 @@ def _apply_rules(
     beats = usable & (rank < (current_rank - threshold)[:, None])
     # A placement the strategy will not hold at all (inf rank) is beaten by any usable one.
     beats |= usable & ~np.isfinite(current_rank)[:, None]
-    beats[idx, current_col] = False
+    beats[idx, home_col] &= homeless
 
     dwell_ok = (now_s - fleet.last_move_s) >= params.min_dwell_s
-    forced = fleet.interrupted & ~fleet.on_demand
+    forced = (fleet.interrupted | homeless) & ~fleet.on_demand
 
     # Return-to-spot memory: since when has some spot pool beaten on-demand for this instance.
     spot_beats_od = beats[:, :n_pools].any(axis=1) if n_pools else np.zeros(n, dtype=bool)
@@ -200,7 +203,8 @@ def _apply_rules(
         if not movers.size:
             continue
         allowed = allowed_matrix.copy()
-        allowed[movers, current_col[movers]] = False
+        housed = movers[~homeless[movers]]
+        allowed[housed, current_col[housed]] = False
         priority = np.where(group, current_cost - np.min(np.where(allowed, cost, np.inf), axis=1), 0.0)
         priority = np.nan_to_num(priority, nan=0.0, posinf=1e12, neginf=-1e12)
         if group is forced:
@@ -226,8 +230,8 @@ def _apply_rules(
     better_since = np.where(from_od, np.nan, better_since)
 
     target_on_demand = target_col == n_pools
-    target_pool = np.where(target_on_demand, fleet.pool, target_col).astype(np.intp)
-    saving = np.where(moved, current_cost - cost[idx, target_col], 0.0)
+    target_pool = np.where(target_on_demand, fleet.pool, target_col).astype(np.intp)  # -1: homeless on demand
+    saving = np.where(moved, current_cost - cost[idx, np.maximum(target_col, 0)], 0.0)
     saving = np.nan_to_num(saving, nan=0.0, posinf=0.0, neginf=0.0)
     return Choice(
         target_pool=target_pool,

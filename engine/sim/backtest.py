@@ -15,7 +15,7 @@ from engine.policy import PolicyParams, make_policy
 from engine.sim.clock import DeadlineJob, JobError, WorkClock
 from engine.sim.deadline import DeadlineOutcome, DeadlinePolicy, simulate_deadline
 from engine.sim.deadline_policies import GreedyPolicy, OnDemandPolicy, UniformProgressPolicy
-from engine.sim.fleet import FleetMarket, FleetOutcome, simulate_fleet
+from engine.sim.fleet import DEFAULT_DECISION_INTERVAL_S, FleetMarket, FleetOutcome, simulate_fleet
 from engine.sim.optimal import optimal_deadline
 from engine.sim.risk_deadline import RiskAwareDeadlinePolicy
 from engine.sim.runs import DeadlineRuns
@@ -61,6 +61,10 @@ def run_fleet_shard(
     n_ticks: int,
     fleet_size: int,
     params: PolicyParams | None = None,
+    decision_interval_s: float = DEFAULT_DECISION_INTERVAL_S,
 ) -> dict[str, FleetOutcome]:
     """Every policy (the live engine's, by name) on every fleet run of the shard."""
-    return {name: simulate_fleet(market, make_policy(name, params), starts, n_ticks, fleet_size) for name in policies}
+    return {
+        name: simulate_fleet(market, make_policy(name, params), starts, n_ticks, fleet_size, decision_interval_s)
+        for name in policies
+    }

@@ -12,26 +12,73 @@ one vectorized call (market rows = runs, fleets = runs). The kernel plays the cl
 * each tick is billed per second at the pool's spot price (or on-demand) of that tick.
 
 Availability is the fraction of instance-hours actually up. The on-demand cost is what ``N`` on-demand
-instances would have cost over the same hours.
+instances of the fleet's type would have cost over the same hours.
+
+A fleet is of one instance type (by default the bundle's most common one); each instance may use the pools
+whose type the catalog deems compatible (:meth:`engine.catalog.Catalog.compatible_types`), so a V100 fleet
+never lands on a K80 pool of a mixed bundle. New instances are homeless (``pool = -1``) until the policy
+places them.
+
+Decision cadence: the policy is consulted every ``decision_interval_s`` (whole ticks, at least one; 0 means
+every tick), as a live control loop would, and also at once, for the runs concerned only, at any tick where
+one of their instances is interrupted: forced moves are never delayed. Between decisions placements are
+kept. The risk predictions change every tick, so skipping ticks is a modelling choice, not a lossless
+shortcut: ``decision_interval_s=0`` reproduces a decision every tick.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from engine.catalog import Catalog, UnknownInstanceType, default_catalog
 from engine.market import MarketTrace
-from engine.policy import Choice, FleetView, MarketView, Policy
+from engine.policy import FleetView, MarketView, Policy
 from engine.policy.base import ACTION_CODE
 from engine.types import Action, Pool
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 KEEP = ACTION_CODE[Action.KEEP]
+DEFAULT_DECISION_INTERVAL_S = 300.0  # a control loop every 5 minutes; interruptions are handled at once
+
+
+def default_instance_type(pools: Sequence[Pool]) -> str:
+    """The bundle's most common instance type (the first listed among equals).
+
+    >>> default_instance_type([Pool("p2.xlarge", "us-west-2a"), Pool("p3.2xlarge", "us-west-2a"),
+    ...                        Pool("p3.2xlarge", "us-west-2b")])
+    'p3.2xlarge'
+    """
+    if not pools:
+        raise ValueError("a fleet needs at least one pool")
+    counts = Counter(p.instance_type for p in pools)
+    return max(counts, key=lambda name: counts[name])  # max keeps the first of equals: Counter keeps order
+
+
+def compatible_pool_mask(pools: Sequence[Pool], instance_type: str, catalog: Catalog | None = None) -> BoolArray:
+    """Pools an instance of ``instance_type`` may run in: those whose type the catalog finds compatible in
+    the pool's region (the type itself always; only the type itself when the catalog does not know it).
+
+    >>> compatible_pool_mask([Pool("p2.xlarge", "us-west-2a"), Pool("p3.2xlarge", "us-west-2a")],
+    ...                      "p3.2xlarge").tolist()
+    [False, True]
+    """
+    cat = catalog or default_catalog()
+    allowed: dict[str, set[str]] = {}
+    for region in {p.region for p in pools}:
+        try:
+            allowed[region] = set(cat.compatible_types(instance_type, region))
+        except (UnknownInstanceType, KeyError):
+            allowed[region] = {instance_type}
+    return np.array([p.instance_type in allowed[p.region] for p in pools], dtype=bool)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -43,6 +90,14 @@ class FleetMarket:
     on_demand_price: FloatArray  # (P,)
     risk: FloatArray  # (T, P) causal P(unavailable within the horizon)
     capacity_score: FloatArray  # (T, P) recent availability share
+    instance_type: str  # the fleet's type
+    compatible: BoolArray  # (P,) pools able to run it
+
+    @property
+    def fleet_on_demand_price(self) -> float:
+        """USD/hour of one instance of the fleet's type on demand (mean over the pools of that type)."""
+        own = np.array([p.instance_type == self.instance_type for p in self.trace.pools])
+        return float(np.mean(self.on_demand_price[own if own.any() else self.compatible]))
 
     @classmethod
     def of(
@@ -52,8 +107,11 @@ class FleetMarket:
         horizon_s: float,
         spot_price: float | None = None,
         on_demand_price: float | None = None,
+        instance_type: str | None = None,
+        catalog: Catalog | None = None,
     ) -> FleetMarket:
-        """Fill in prices (constants where the trace has none) and the capacity score."""
+        """Fill in prices (constants where the trace has none), the capacity score, the fleet's type (the
+        most common of the bundle unless given) and the pools compatible with it."""
         if spot_price is not None:
             spot = np.full(trace.available.shape, float(spot_price))
         elif trace.spot_price is not None:
@@ -68,7 +126,15 @@ class FleetMarket:
             raise ValueError("the on-demand price is unknown: pass a constant on-demand price")
         if risk.shape != trace.available.shape:
             raise ValueError(f"risk shape {risk.shape} != availability {trace.available.shape}")
-        return cls(trace, spot, od, risk, recent_share(trace.available, max(1, round(horizon_s / trace.tick_s))))
+        kind = instance_type or default_instance_type(trace.pools)
+        compatible = compatible_pool_mask(trace.pools, kind, catalog)
+        if not compatible.any():
+            raise ValueError(
+                f"no pool of the trace can run {kind}: its pools are "
+                f"{', '.join(sorted({p.instance_type for p in trace.pools}))}"
+            )
+        share = recent_share(trace.available, max(1, round(horizon_s / trace.tick_s)))
+        return cls(trace, spot, od, risk, share, kind, compatible)
 
 
 def recent_share(available: npt.NDArray[np.bool_], window: int) -> FloatArray:
@@ -96,6 +162,7 @@ class FleetOutcome:
     fallbacks: IntArray
     up_hours: FloatArray
     instance_hours: FloatArray
+    spot_hours_by_pool: FloatArray  # (R, P) instance-hours held on spot in each pool
 
     @property
     def n_runs(self) -> int:
@@ -108,94 +175,132 @@ def simulate_fleet(
     starts: npt.NDArray[np.int64],
     n_ticks: int,
     fleet_size: int,
+    decision_interval_s: float = DEFAULT_DECISION_INTERVAL_S,
 ) -> FleetOutcome:
-    """Run ``policy`` for ``n_ticks`` from each start tick, a fleet of ``fleet_size`` per run."""
+    """Run ``policy`` for ``n_ticks`` from each start tick, a fleet of ``fleet_size`` per run, consulting
+    it every ``decision_interval_s`` (0: every tick) and at every interruption."""
     trace = market.trace
     if int(starts.max(initial=0)) + n_ticks > trace.n_ticks:
         raise ValueError("a run reaches past the end of the trace")
+    if not (decision_interval_s >= 0 and np.isfinite(decision_interval_s)):
+        raise ValueError(f"decision interval must be >= 0 seconds, got {decision_interval_s!r}")
+    every = max(1, round(decision_interval_s / trace.tick_s))
     params = policy.params
-    n_runs, n_pools = len(starts), trace.n_pools
+    n_runs = len(starts)
     n = n_runs * fleet_size
     run_of = np.repeat(np.arange(n_runs), fleet_size)
     tick_h = trace.tick_s / 3600.0
     restart_s = params.restart_hours * 3600.0
+    od_price = market.fleet_on_demand_price
+    od_price_n = np.full(n, od_price)
+    compatible = np.broadcast_to(market.compatible, (n, trace.n_pools))
 
-    pool = np.zeros(n, np.intp)
+    pool = np.full(n, -1, np.intp)  # homeless: the first decision places everyone
     on_demand = np.zeros(n, bool)
-    interrupted = np.ones(n, bool)  # homeless: the first decision places everyone
+    interrupted = np.ones(n, bool)
     launched = np.zeros(n, bool)
     down_left_s = np.zeros(n)
     last_move_s = np.full(n, -np.inf)
     better_since = np.full(n, np.nan)
     window_start_s = np.full(n_runs, -np.inf)
     budget_left = np.full(n_runs, params.budget_per_window, np.intp)
-    compatible = np.ones((n, n_pools), bool)
+    price = np.zeros(n)  # USD/hour of each instance's current placement (this tick)
 
     cost = np.zeros(n_runs)
     interruptions = np.zeros(n_runs, np.int64)
     replacements = np.zeros(n_runs, np.int64)
     fallbacks = np.zeros(n_runs, np.int64)
     up_s = np.zeros(n_runs)
+    n_pools = trace.n_pools
+    spot_ticks = np.zeros(n_runs * n_pools)
     for step in range(n_ticks):
         ticks = starts + step
         now_s = trace.start_s + float(step) * trace.tick_s  # policies only compare time differences
         available = trace.available[ticks]  # (R, P)
-        view = MarketView(
-            pools=trace.pools,
-            spot_price=market.spot_price[ticks],
-            risk=market.risk[ticks],
-            available=available,
-            capacity_score=market.capacity_score[ticks],
-            on_demand_price=market.on_demand_price,
-        )
-        lost = launched & ~on_demand & ~interrupted & ~available[run_of, pool]
-        interrupted |= lost
-        interruptions += np.bincount(run_of[lost], minlength=n_runs)
+        spot_now = market.spot_price[ticks]
+        housed = pool >= 0
+        spot_n = spot_now[run_of, np.maximum(pool, 0)]
+        lost = launched & ~on_demand & ~interrupted & ~available[run_of, np.maximum(pool, 0)] & housed
+        if lost.any():
+            interrupted |= lost
+            interruptions += np.bincount(run_of[lost], minlength=n_runs)
 
         renew = now_s - window_start_s >= params.budget_window_s
         window_start_s = np.where(renew, now_s, window_start_s)
         budget_left = np.where(renew, params.budget_per_window, budget_left)
-        fleet = FleetView(
-            market_row=run_of,
-            fleet=run_of,
-            pool=pool,
-            on_demand=on_demand,
-            interrupted=interrupted,
-            compatible=compatible,
-            on_demand_price=market.on_demand_price[pool],
-            last_move_s=last_move_s,
-            spot_better_since_s=better_since,
-            budget_left=budget_left,
-        )
-        choice = policy.decide(view, fleet, now_s) if step else _first_placement(policy, view, fleet, now_s)
-        moved = choice.action != KEEP
-        forced = moved & interrupted
-        voluntary = moved & ~interrupted
-        first = moved & ~launched
-        replacements += np.bincount(run_of[moved & ~first], minlength=n_runs)
-        fallbacks += np.bincount(run_of[moved & ~first & choice.target_on_demand & ~on_demand], minlength=n_runs)
-        budget_left = budget_left - np.bincount(run_of[voluntary], minlength=n_runs)
-        # The instance being replaced keeps serving during a voluntary move: pay it for the restart time.
-        old_price = np.where(on_demand, market.on_demand_price[pool], market.spot_price[ticks[run_of], pool])
-        overlap_usd = np.where(voluntary, old_price * min(restart_s, trace.tick_s) / 3600.0, 0.0)
-        pool = np.where(moved, choice.target_pool, pool)
-        on_demand = np.where(moved, choice.target_on_demand, on_demand)
-        down_left_s = np.where(forced & ~first, restart_s, down_left_s)
-        interrupted = interrupted & ~moved
-        launched |= moved
-        last_move_s = np.where(moved, now_s, last_move_s)
-        better_since = choice.spot_better_since_s
+        if step % every == 0:
+            sel = None  # everyone
+        elif interrupted.any():
+            sel = np.flatnonzero(np.isin(run_of, run_of[interrupted]))  # whole fleets with a forced move
+        else:
+            sel = np.empty(0, np.intp)
+        overlap_usd = 0.0
+        if sel is None or sel.size:
+            pick = slice(None) if sel is None else sel
+            view = MarketView(
+                pools=trace.pools,
+                spot_price=spot_now,
+                risk=market.risk[ticks],
+                available=available,
+                capacity_score=market.capacity_score[ticks],
+                on_demand_price=market.on_demand_price,
+            )
+            fleet = FleetView(
+                market_row=run_of[pick],
+                fleet=run_of[pick],
+                pool=pool[pick],
+                on_demand=on_demand[pick],
+                interrupted=interrupted[pick],
+                compatible=compatible[pick],
+                on_demand_price=od_price_n[pick],
+                last_move_s=last_move_s[pick],
+                spot_better_since_s=better_since[pick],
+                budget_left=budget_left,
+            )
+            choice = policy.decide(view, fleet, now_s)
+            idx = np.arange(n) if sel is None else sel
+            moved_sub = choice.action != KEEP
+            better_since[idx] = choice.spot_better_since_s
+            mi = idx[moved_sub]
+            if mi.size:
+                target_pool = choice.target_pool[moved_sub]
+                target_od = choice.target_on_demand[moved_sub]
+                was_interrupted = interrupted[mi]
+                first = ~launched[mi]
+                runs_moved = run_of[mi]
+                replacements += np.bincount(runs_moved[~first], minlength=n_runs)
+                fallbacks += np.bincount(runs_moved[~first & target_od & ~on_demand[mi]], minlength=n_runs)
+                voluntary = ~was_interrupted
+                budget_left = budget_left - np.bincount(runs_moved[voluntary], minlength=n_runs)
+                # The instance being replaced keeps serving during a voluntary move: pay it for the restart.
+                old_price = np.where(on_demand[mi], od_price, spot_n[mi])
+                overlap_usd = np.bincount(
+                    runs_moved[voluntary],
+                    weights=old_price[voluntary] * min(restart_s, trace.tick_s) / 3600.0,
+                    minlength=n_runs,
+                )
+                pool[mi] = target_pool
+                on_demand[mi] = target_od
+                down_left_s[mi[was_interrupted & ~first]] = restart_s
+                interrupted[mi] = False
+                launched[mi] = True
+                last_move_s[mi] = now_s
+                housed = pool >= 0
+                spot_n = spot_now[run_of, np.maximum(pool, 0)]
 
         running = launched & ~interrupted
-        price = np.where(on_demand, market.on_demand_price[pool], market.spot_price[ticks[run_of], pool])
-        paid = np.where(running, price * tick_h, 0.0) + overlap_usd
+        np.copyto(price, spot_n)
+        np.copyto(price, od_price, where=on_demand)
+        paid = np.where(running, price * tick_h, 0.0)
         down = np.minimum(down_left_s, trace.tick_s)
-        down_left_s = down_left_s - down
+        down_left_s -= down
         up = np.where(running, trace.tick_s - down, 0.0)
-        cost += np.bincount(run_of, weights=paid, minlength=n_runs)
+        cost += np.bincount(run_of, weights=paid, minlength=n_runs) + overlap_usd
         up_s += np.bincount(run_of, weights=up, minlength=n_runs)
+        on_spot = running & ~on_demand
+        spot_ticks += np.bincount(run_of[on_spot] * n_pools + pool[on_spot], minlength=n_runs * n_pools)
     hours = n_ticks * tick_h
-    od_cost = fleet_size * hours * float(np.mean(market.on_demand_price))
+    od_cost = fleet_size * hours * od_price
     return FleetOutcome(
         policy=policy.name,
         cost_usd=cost,
@@ -205,29 +310,8 @@ def simulate_fleet(
         fallbacks=fallbacks,
         up_hours=up_s / 3600.0,
         instance_hours=np.full(n_runs, fleet_size * hours),
+        spot_hours_by_pool=spot_ticks.reshape(n_runs, n_pools) * tick_h,
     )
-
-
-def _first_placement(policy: Policy, view: MarketView, fleet: FleetView, now_s: float) -> Choice:
-    """Place a new fleet with the policy itself. The shared rules never send an interrupted instance back
-    to its current pool, so a homeless instance is presented as coming from a phantom pool that cannot
-    take capacity; the answer is mapped back onto the real pools."""
-    n_pools = view.n_pools
-    phantom = MarketView(
-        pools=(*view.pools, Pool("phantom", "phantom-zone-1a")),
-        spot_price=np.hstack([view.spot_price, np.full((view.spot_price.shape[0], 1), np.nan)]),
-        risk=np.hstack([view.risk, np.ones((view.risk.shape[0], 1))]),
-        available=np.hstack([view.available, np.zeros((view.available.shape[0], 1), bool)]),
-        capacity_score=np.hstack([view.capacity_score, np.zeros((view.capacity_score.shape[0], 1))]),
-        on_demand_price=np.append(view.on_demand_price, view.on_demand_price.mean()),
-    )
-    homeless = replace(
-        fleet,
-        pool=np.full(fleet.n_instances, n_pools, np.intp),
-        compatible=np.hstack([fleet.compatible, np.ones((fleet.n_instances, 1), bool)]),
-    )
-    choice = policy.decide(phantom, homeless, now_s)
-    return replace(choice, target_pool=np.where(choice.target_pool == n_pools, 0, choice.target_pool))
 
 
 def merge_fleet(parts: list[FleetOutcome]) -> FleetOutcome:
@@ -240,6 +324,7 @@ def merge_fleet(parts: list[FleetOutcome]) -> FleetOutcome:
         "fallbacks",
         "up_hours",
         "instance_hours",
+        "spot_hours_by_pool",
     )
     return FleetOutcome(parts[0].policy, *(np.concatenate([getattr(p, f) for p in parts]) for f in fields))
 
