@@ -157,20 +157,20 @@ class RegionActor:
         return news
 
     async def _publish(self, decisions: list[Decision], now_s: float) -> list[dict[str, Any]]:
+        """Number, persist, then publish a batch. The sequence advances only once the batch is stored,
+        so a failure leaves no gap and nothing is streamed that a resuming client could not replay."""
         if not decisions:
             return []
         account, region = self.config.account, self.config.region
-        events = []
-        for decision in decisions:
-            self.seq += 1
-            events.append(decision_to_json(account, region, self.seq, decision))
-        self.stats["decisions"] += len(events)
+        events = [decision_to_json(account, region, self.seq + k + 1, d) for k, d in enumerate(decisions)]
         store = await self._open_store()
         if store is not None:
             await store.save_decisions(account, region, [(e["seq"], d) for e, d in zip(events, decisions,
                                                                                        strict=True)])
             if any(d.action is not Action.KEEP for d in decisions):
                 await store.upsert_instances(account, region, self.engine.fleet(), now_s)
+        self.seq = events[-1]["seq"]
+        self.stats["decisions"] += len(events)
         if self.hub is not None:
             publish = self.hub.publish
             result = publish.remote(stream_key(account, region), events) if hasattr(publish, "remote") else \

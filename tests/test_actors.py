@@ -175,3 +175,28 @@ def test_the_supervisor_finds_the_same_actor_on_real_ray(ray_session) -> None:
     with pytest.raises(ValueError, match="account"):
         supervisor.get_or_create(RegionConfig("bad name!", "us-east-1"))
     ray.kill(handle)
+
+
+async def test_a_batch_that_fails_to_persist_leaves_no_gap_in_the_sequence(tmp_path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'gap.db'}"
+    await (await Store.open(url)).close()
+    hub = StreamHost()
+    actor = await make_actor(database_url=url, hub=hub)
+    await actor.set_fleet([Instance("i-1", POOLS[0])], now_s=0.0)
+    await actor.ingest([PricePoint(POOLS[0], 0.9, 0.0), PricePoint(POOLS[1], 1.0, 0.0)], [], 0.0)
+    first = actor.seq
+    store = await actor._open_store()
+    assert store is not None
+
+    async def broken(*_: object) -> None:
+        raise ConnectionError("database went away")
+
+    original, store.save_decisions = store.save_decisions, broken  # type: ignore[method-assign]
+    await actor.ingest([], [AvailabilityPoint(POOLS[0], False, 60.0)], now_s=60.0)
+    assert actor.stats["tick_errors"] == 1
+    assert actor.seq == first  # nothing stored, nothing numbered, nothing streamed
+    store.save_decisions = original  # type: ignore[method-assign]
+    await actor.ingest([], [AvailabilityPoint(POOLS[1], False, 120.0)], now_s=120.0)
+    events = (await hub.listen({stream_key("acct", "us-east-1"): 0}, 0.1))["events"]["acct/us-east-1/decisions"]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    await actor.close()
