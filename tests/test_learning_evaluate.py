@@ -134,3 +134,36 @@ def test_model_beats_calibrated_persistence_on_the_2023_set(shared_data: Path) -
     assert model["f1"] > persistence["f1"]
     assert model["auc"] >= recent["auc"]
     assert report["price"]["1h"]["skill"] >= 0.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("group", "log_loss_gain", "must_win_f1", "must_win_auc"),
+    [
+        # What the model honestly reaches on the preemption groups read as counts of available
+        # instances (the source's convention): p3 and r5 beat persistence by >= 5% in log-loss and
+        # Brier and in AUC; on p3 its F1 is still just short of persistence's. GCP (two days, one
+        # pool with four outages) is a 3-4% log-loss gain and loses in AUC and F1.
+        ("aws-04-22-2023/", 0.05, False, True),
+        ("aws-04-19-2023/", 0.05, True, True),
+        ("gcp-04-30-2023/", 0.03, False, False),
+    ],
+)
+def test_model_on_the_preemption_groups_read_as_available_counts(
+    shared_data: Path, group: str, log_loss_gain: float, must_win_f1: bool, must_win_auc: bool
+) -> None:
+    trace = load_market(
+        shared_data / "traces" / "preemption_1-node.json.gz", None, convention="available", select=group
+    )
+    risk = evaluate(trace)["risk"]
+    model, persistence, recent = risk["model"], risk["persistence"], risk["recent_unavailability"]
+    assert model["log_loss"] <= (1.0 - log_loss_gain) * persistence["log_loss"]
+    assert model["brier"] <= 0.95 * persistence["brier"]
+    assert model["log_loss"] < recent["log_loss"]
+    if must_win_auc:
+        assert model["auc"] > persistence["auc"]
+        assert model["auc"] >= recent["auc"]
+    if must_win_f1:
+        assert model["f1"] > persistence["f1"]
+    # The per-state alarm starts as persistence's rule, so even where it loses it stays close to it.
+    assert model["f1"] >= persistence["f1"] - 0.1

@@ -35,6 +35,11 @@ def _state(x: FloatArray) -> IntArray:
     return (x[:, COLUMN["unavailable"]] > 0.5).astype(np.intp)
 
 
+def state_only(x: FloatArray) -> IntArray:
+    """The state alone: the context of calibrated persistence."""
+    return _state(x)
+
+
 def state_age(x: FloatArray) -> IntArray:
     """state x age: the plain hazard of the current run."""
     return _state(x) * AGE_BUCKETS + age_bucket(x[:, COLUMN["log_age"]])
@@ -54,6 +59,10 @@ def state_age_run(x: FloatArray) -> IntArray:
     return out
 
 
+def state_of_state_only(ctx: IntArray) -> IntArray:
+    return ctx
+
+
 def state_of_state_age(ctx: IntArray) -> IntArray:
     return ctx // AGE_BUCKETS
 
@@ -67,6 +76,7 @@ def state_of_state_age_run(ctx: IntArray) -> IntArray:
     return out
 
 
+N_STATE = 2
 N_STATE_AGE = 2 * AGE_BUCKETS
 N_STATE_AGE_SHARE = N_STATE_AGE * (SHARE_EDGES.size + 1)
 N_STATE_AGE_RUN = N_STATE_AGE * (RUN_EDGES.size + 1) * (CHANGE_EDGES.size + 1)

@@ -2,7 +2,8 @@
 
 All models run online over the same trace and learn from the same delayed labels; each prediction is
 scored against its label, pooled over every pool and per pool. F1 uses the threshold each model chose
-online from matured past predictions (persistence's F1 is that of "positive iff unavailable now").
+online from matured past predictions (persistence's F1 is that of "positive iff unavailable now"; the
+risk model's alarm has one cut per current state, see :class:`engine.learning.metrics.StateF1Threshold`).
 """
 
 from __future__ import annotations
@@ -54,17 +55,17 @@ def evaluate(trace: MarketTrace, horizon_s: float = 3600.0, seed: int = 0) -> di
     """The JSON-ready report described in the module docstring (see ``spot-optimizer evaluate``)."""
     unavailable = ~trace.available
     predictions, y, ok = baseline_predictions(unavailable, trace.tick_s, horizon_s)
-    model_p, model_threshold = replay(RiskModel(horizon_s=horizon_s, seed=seed), trace)
+    model_p, model_positive, model_threshold = replay(RiskModel(horizon_s=horizon_s, seed=seed), trace)
     predictions = {"model": model_p, **predictions}
     _, delay = window_ticks(horizon_s, trace.tick_s)
     positive = {
-        "model": model_p >= model_threshold[:, None],
+        "model": model_positive,
         "persistence": unavailable,
     }
     recent_threshold = online_thresholds(predictions["recent_unavailability"], y, ok, delay)
     positive["recent_unavailability"] = predictions["recent_unavailability"] >= recent_threshold[:, None]
     final_threshold = {
-        "model": float(model_threshold[-1]),
+        "model": float(model_threshold[-1, 0]),
         "persistence": None,
         "recent_unavailability": float(recent_threshold[-1]),
     }
@@ -80,6 +81,8 @@ def evaluate(trace: MarketTrace, horizon_s: float = 3600.0, seed: int = 0) -> di
     }
     for name in SCORED:
         risk[name] = pooled(name, ok)
+    # The model's alarm has one cut per state; "threshold" is the cut when available.
+    risk["model"]["threshold_unavailable"] = round(float(model_threshold[-1, 1]), 6)
     risk["base_rate_model"] = _rounded(
         {"log_loss": log_loss(y[ok], predictions["base_rate"][ok]), "brier": brier(y[ok], predictions["base_rate"][ok])}
     )

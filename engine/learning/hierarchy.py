@@ -8,7 +8,10 @@ Estimates back off along two paths, each a Beta-smoothed share with ``prior_stre
   estimate shifted (in log-odds) by how this pool's state-level rate differs from all pools'.
 
 So a new pool starts from the other pools' experience, a sparse context borrows the pool's own level,
-and a pool with a long history speaks for itself. Counts fade with time (a
+and a pool with a long history speaks for itself. Labels normally count as evidence in horizons (see
+:mod:`labels`); with ``per_probe`` a pool's own counts take every probe as one label, as calibrated
+persistence does (fast to leave the prior on a short, finely probed trace), while the shared prior
+still counts horizons, so one pool's many probes cannot make it overconfident for the others. Counts fade with time (a
 half-life in horizons), so the model follows a market that changes.
 """
 
@@ -47,8 +50,10 @@ class HierarchicalCounts:
         horizon_s: float,
         prior_strength: float = 4.0,
         half_life_h: float = 24.0 * 14,
+        per_probe: bool = False,
     ) -> None:
         self.context = context
+        self.per_probe = per_probe
         self.n_contexts = n_contexts
         self.state_of = state_of_context(np.arange(n_contexts))
         self.prior_strength = prior_strength
@@ -97,8 +102,9 @@ class HierarchicalCounts:
         self.last_learn_s = now_s
         ctx = self.context(batch.x)
         w = batch.weight
-        np.add.at(self.pos, (batch.rows, ctx), batch.y * w)
-        np.add.at(self.total, (batch.rows, ctx), w)
+        own = np.ones_like(w) if self.per_probe else w
+        np.add.at(self.pos, (batch.rows, ctx), batch.y * own)
+        np.add.at(self.total, (batch.rows, ctx), own)
         self.pooled_pos += np.bincount(ctx, weights=batch.y * w, minlength=self.n_contexts)
         self.pooled_total += np.bincount(ctx, weights=w, minlength=self.n_contexts)
 

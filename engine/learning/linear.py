@@ -48,10 +48,12 @@ class OnlineLogistic:
         scaled = (z - self.mean) / np.where(std > 1e-9, std, 1.0)
         return np.hstack([np.clip(scaled, -8.0, 8.0), np.ones((z.shape[0], 1))])
 
-    def predict_many(self, z: FloatArray) -> FloatArray:
-        return sigmoid(self._design(z) @ self.weights)
+    def predict_many(self, z: FloatArray, offset: FloatArray | None = None) -> FloatArray:
+        """P(y = 1); ``offset`` is a base log-odds the weights correct (zero weights predict it exactly)."""
+        logits = self._design(z) @ self.weights
+        return sigmoid(logits if offset is None else logits + offset)
 
-    def learn_many(self, z: FloatArray, y: FloatArray) -> None:
+    def learn_many(self, z: FloatArray, y: FloatArray, offset: FloatArray | None = None) -> None:
         # Chan et al.'s parallel update of the running mean and variance by a whole batch.
         n = float(z.shape[0])
         if n == 0:
@@ -64,7 +66,8 @@ class OnlineLogistic:
         self.m2 = self.m2 + batch_m2 + delta**2 * self.count * n / total
         self.count = total
         design = self._design(z)
-        err = sigmoid(design @ self.weights) - y
+        logits = design @ self.weights
+        err = sigmoid(logits if offset is None else logits + offset) - y
         grad = design.T @ err / n
         grad[:-1] += self.l2 * self.weights[:-1]
         self.grad_sq += grad**2

@@ -132,3 +132,55 @@ class F1Threshold:
         f1 = 2 * tp / (tp + fp + total_pos)
         k = int(np.argmax(f1))
         return k / self.bins
+
+
+# "Positive iff unavailable now" as cuts (available: above any probability, unavailable: zero): the
+# rule the state cuts start from, before any label has said better.
+PERSISTENCE_CUTS = (2.0, 0.0)
+
+
+class StateF1Threshold:
+    """Chooses one threshold per current state (available, unavailable) that jointly maximised F1.
+
+    The decision "positive iff p >= t[state]" holds "positive iff unavailable now" (thresholds 1 and 0)
+    as a special case, so on the matured history the chosen pair never does worse than persistence's
+    rule, while a rare-event trace, whose probabilities in the two states sit on different scales, is
+    not forced to one cut for both. Histograms per state and label keep choosing O(bins^2).
+
+    >>> chooser = StateF1Threshold(bins=10)
+    >>> chooser.learn_many(np.array([0.05, 0.35, 0.6, 0.95]), np.array([0, 1, 0, 1]), np.array([0, 0, 1, 1]))
+    >>> [0.05 < t <= 0.35 for t in chooser.choose()[:1]] + [0.6 < chooser.choose()[1] <= 0.95]
+    [True, True]
+    """
+
+    __slots__ = ("_neg", "_pos", "bins")
+
+    def __init__(self, bins: int = 100) -> None:
+        self.bins = bins
+        self._pos = np.zeros((2, bins + 1), dtype=np.float64)  # the last bin stays empty: "never positive"
+        self._neg = np.zeros((2, bins + 1), dtype=np.float64)
+
+    def learn_many(self, p: FloatArray, y: npt.NDArray[np.generic], state: npt.NDArray[np.generic]) -> None:
+        b = np.minimum((np.asarray(p) * self.bins).astype(np.intp), self.bins - 1)
+        s = (np.asarray(state) > 0.5).astype(np.intp)
+        yb = np.asarray(y, dtype=bool)
+        n = self.bins + 1
+        self._pos += np.bincount(s[yb] * n + b[yb], minlength=2 * n).reshape(2, n)
+        self._neg += np.bincount(s[~yb] * n + b[~yb], minlength=2 * n).reshape(2, n)
+
+    def choose(self) -> tuple[float, float]:
+        """(threshold when available, threshold when unavailable); persistence's rule with no positive yet."""
+        total_pos = self._pos.sum()
+        if total_pos == 0:
+            return PERSISTENCE_CUTS
+        # Predict positive for bins >= k in each state (k = bins: never); suffix sums give tp and fp.
+        tp = np.cumsum(self._pos[:, ::-1], axis=1)[:, ::-1]
+        fp = np.cumsum(self._neg[:, ::-1], axis=1)[:, ::-1]
+        tp_pair = tp[0][:, None] + tp[1][None, :]
+        f1 = 2 * tp_pair / (tp_pair + fp[0][:, None] + fp[1][None, :] + total_pos)
+        ka, ku = np.unravel_index(int(np.argmax(f1)), f1.shape)
+        return self._edge(int(ka)), self._edge(int(ku))
+
+    def _edge(self, k: int) -> float:
+        # Bin k's lower edge; the empty last bin means "never positive", a cut above any probability.
+        return k / self.bins if k < self.bins else 2.0

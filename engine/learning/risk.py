@@ -6,13 +6,20 @@ One tick of probes for many pools goes in (:meth:`RiskModel.observe`); per tick 
 2. folds the probes into the pools' features (:mod:`features`);
 3. predicts for the probed pools and queues those predictions for their labels.
 
-The forecast is a per-pool loss-weighted mixture (:mod:`mixture`) of three hierarchical count models
+The forecast is a per-pool loss-weighted mixture (:mod:`mixture`) of four hierarchical count models
 (:mod:`hierarchy`: per-pool counts backed off to the counts of all pools, so a new pool starts from the
 shared prior) and an online logistic regression stacked on the hazard features and the count models'
-logits (:mod:`linear`). A Page-Hinkley detector per pool (:mod:`drift`) watches the mixture's loss; on
-drift the pool forgets its own counts and mixture weights and leans on the shared prior while it
-relearns. Everything works on arrays over pools, so the simulator's whole-trace pass
-(:func:`engine.learning.series.risk_series`) runs this same code.
+logits (:mod:`linear`). One count model, ``counts_state``, is calibrated persistence itself (the state
+alone, the pool's own labels counted per probe): on a short trace of rare events the hazard contexts,
+counted in horizons of evidence, leave their prior slowly, and this component lets the mixture follow
+persistence there instead of losing to it. The logistic layer starts from the mean of the count
+models' log-odds (an offset its weights correct), so it is never a blind 0.5 while it learns. The
+mixture's pooled prior is worth a few horizons of loss, so a pool's own record takes over quickly.
+The model's own alarm (for F1) uses one cut per state chosen online (:class:`StateF1Threshold`), which
+starts as, and can always fall back to, "positive iff unavailable now". A Page-Hinkley detector per
+pool (:mod:`drift`) watches the mixture's loss; on drift the pool forgets its own counts and mixture
+weights and leans on the shared prior while it relearns. Everything works on arrays over pools, so the
+simulator's whole-trace pass (:func:`engine.learning.series.risk_series`) runs this same code.
 """
 
 from __future__ import annotations
@@ -28,13 +35,13 @@ from engine.learning.features import AGE_OFFSET_H, COLUMN, EXTRAS, FEATURES, Fea
 from engine.learning.hierarchy import HierarchicalCounts
 from engine.learning.labels import DelayedLabelQueue, Matured, Pending
 from engine.learning.linear import OnlineLogistic, logit
-from engine.learning.metrics import F1Threshold
+from engine.learning.metrics import PERSISTENCE_CUTS, StateF1Threshold
 from engine.learning.mixture import LossWeightedMixture, pointwise_log_loss
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 
-COUNT_MODELS: tuple[str, ...] = ("counts_age", "counts_share", "counts_run")
+COUNT_MODELS: tuple[str, ...] = ("counts_age", "counts_share", "counts_run", "counts_state")
 COMPONENTS: tuple[str, ...] = (*COUNT_MODELS, "logistic")
 
 _AVAILABLE_SIDE = tuple(COLUMN[n] for n in FEATURES if n != "unavailable")
@@ -61,6 +68,7 @@ class RiskModel:
         count_prior_strength: float = 4.0,
         count_half_life_h: float = 24.0 * 14,
         mixture_half_life_h: float = 24.0 * 7,
+        mixture_prior_horizons: float = 4.0,
         learning_rate: float = 0.1,
         drift_threshold: float = 50.0,
         drift_keep: float = 0.1,
@@ -88,13 +96,17 @@ class RiskModel:
                 self.horizon_s,
                 count_prior_strength, count_half_life_h,
             ),
+            "counts_state": HierarchicalCounts(
+                contexts.state_only, contexts.N_STATE, contexts.state_of_state_only, self.horizon_s,
+                count_prior_strength, count_half_life_h, per_probe=True,
+            ),
         }  # fmt: skip
         self.logistic = OnlineLogistic(N_STACK_INPUTS, learning_rate=learning_rate)
-        self.mixture = LossWeightedMixture(len(COMPONENTS), self.horizon_s, mixture_half_life_h)
+        self.mixture = LossWeightedMixture(len(COMPONENTS), self.horizon_s, mixture_half_life_h, mixture_prior_horizons)
         self.drift = PoolDriftDetector(threshold=drift_threshold)
         self.drift_events: list[tuple[float, str, str]] = []
-        self.f1 = F1Threshold()
-        self.threshold = 0.5
+        self.f1 = StateF1Threshold()
+        self.threshold_by_state = np.array(PERSISTENCE_CUTS)  # (available, unavailable); see StateF1Threshold
         self.labels_learned = 0
         self.last_now_s: float | None = None
         self._since_threshold = 0
@@ -118,7 +130,7 @@ class RiskModel:
     def components_many(self, rows: IntArray, x: FloatArray) -> FloatArray:
         """Each component's probability and, last, the mixture's: shape (n, len(COMPONENTS) + 1)."""
         counts = np.column_stack([self.count_models[name].predict_many(rows, x) for name in COUNT_MODELS])
-        stacked = self.logistic.predict_many(stack_inputs(x, counts))
+        stacked = self.logistic.predict_many(stack_inputs(x, counts), logit(counts).mean(axis=1))
         comp = np.column_stack([counts, stacked])
         final = self.mixture.predict_many(rows, comp)
         return np.column_stack([comp, final])
@@ -172,18 +184,23 @@ class RiskModel:
         for model in self.count_models.values():
             model.learn_many(batch, now_s)
         counts = batch.components[:, : len(COUNT_MODELS)]
-        self.logistic.learn_many(stack_inputs(batch.x, counts), batch.y)
+        self.logistic.learn_many(stack_inputs(batch.x, counts), batch.y, logit(counts).mean(axis=1))
         comp = batch.components[:, : len(COMPONENTS)]
         self.mixture.learn_many(batch.rows, comp, batch.y, batch.weight, now_s)
         final = batch.components[:, -1]
-        self.f1.learn_many(final, batch.y)
+        self.f1.learn_many(final, batch.y, batch.x[:, COLUMN["unavailable"]])
         self.labels_learned += batch.size
         self._since_threshold += batch.size
         if self._since_threshold >= THRESHOLD_REFRESH:
-            self.threshold = self.f1.choose()
+            self.threshold_by_state = np.array(self.f1.choose())
             self._since_threshold = 0
         for row in self.drift.update_many(batch.rows, pointwise_log_loss(final, batch.y), batch.weight):
             self._on_drift(now_s, row)
+
+    def positive_rows(self, rows: IntArray, risk: FloatArray) -> npt.NDArray[np.bool_]:
+        """The model's own alarm for rows given the risk served to them: risk >= the F1 cut of the row's state."""
+        state = (self.features.state[rows] > 0.5).astype(np.intp)
+        return np.asarray(risk >= self.threshold_by_state[state])
 
     def _on_drift(self, now_s: float, row: int) -> None:
         for model in self.count_models.values():

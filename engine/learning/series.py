@@ -22,18 +22,21 @@ def price_ratio_of(trace: MarketTrace) -> FloatArray | None:
     return trace.spot_price / trace.on_demand_usd_per_hour[None, :]
 
 
-def replay(model: RiskModel, trace: MarketTrace) -> tuple[FloatArray, FloatArray]:
-    """Feed a trace to ``model``; the risk served at each tick (T, P) and the model's F1 threshold then."""
+def replay(model: RiskModel, trace: MarketTrace) -> tuple[FloatArray, npt.NDArray[np.bool_], FloatArray]:
+    """Feed a trace to ``model``: the risk served at each tick (T, P), the model's own positive calls then
+    (T, P), and its F1 cuts then (T, 2: when available, when unavailable)."""
     rows = model.rows_of([pool.key for pool in trace.pools])
     unavailable = (~trace.available).astype(np.float64)
     ratio = price_ratio_of(trace)
     out = np.empty(unavailable.shape)
-    thresholds = np.empty(trace.n_ticks)
+    positive = np.empty(unavailable.shape, dtype=bool)
+    thresholds = np.empty((trace.n_ticks, 2))
     for t in range(trace.n_ticks):
         extras = None if ratio is None else {"price_ratio": ratio[t]}
         out[t] = model.observe_rows(trace.start_s + t * trace.tick_s, rows, unavailable[t], extras)
-        thresholds[t] = model.threshold
-    return out, thresholds
+        positive[t] = model.positive_rows(rows, out[t])
+        thresholds[t] = model.threshold_by_state
+    return out, positive, thresholds
 
 
 def risk_series(trace: MarketTrace, horizon_s: float = 3600.0, seed: int = 0) -> FloatArray:

@@ -10,7 +10,7 @@ import pickle
 from typing import TypeVar
 
 MAGIC = b"SPOTLRN"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: counts_state component, per-state F1 cuts
 
 T = TypeVar("T")
 
