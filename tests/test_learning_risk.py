@@ -164,3 +164,10 @@ def test_risk_is_a_probability_for_any_history(flips: list[list[bool]], tick_s: 
         model.observe(START_S + t * tick_s, dict(zip(keys, row, strict=True)))
         risk = model.predict(START_S + t * tick_s, keys)
         assert np.all((risk >= 0.0) & (risk <= 1.0))
+
+
+def test_before_any_label_the_alarm_is_persistence_rule() -> None:
+    model = RiskModel(horizon_s=3600.0)
+    model.observe(START_S, {"a": True, "b": False})
+    rows = model.rows_of(["a", "b"], add=False)
+    assert model.positive_rows(rows, np.array([0.99, 0.0])).tolist() == [False, True]
