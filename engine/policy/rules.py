@@ -110,6 +110,8 @@ def _place(
     return chosen, spread_hit
 
 
+# inf - inf (a pool that was taken back) is an expected NaN here; comparisons treat it as "no".
+@np.errstate(invalid="ignore")
 def apply_rules(
     market: MarketView,
     fleet: FleetView,
@@ -120,20 +122,6 @@ def apply_rules(
     now_s: float,
 ) -> Choice:
     """Turn a strategy's ``rank`` (N, P + 1; lower is better; inf = not a candidate) into a Choice."""
-    # inf - inf (a pool that was taken back) is an expected NaN here; comparisons treat it as "no".
-    with np.errstate(invalid="ignore"):
-        return _apply_rules(market, fleet, params, rank, proactive=proactive, now_s=now_s)
-
-
-def _apply_rules(
-    market: MarketView,
-    fleet: FleetView,
-    params: PolicyParams,
-    rank: FloatArray,
-    *,
-    proactive: bool,
-    now_s: float,
-) -> Choice:
     n, n_pools = fleet.n_instances, market.n_pools
     cost = expected_cost_matrix(market, fleet, params)
     usable = np.isfinite(cost) & np.isfinite(rank)
