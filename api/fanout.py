@@ -10,6 +10,9 @@ No gap, no duplicate: a client stream remembers the last seq it was given and ig
 below it. Catching up (``resume``) registers the client with the listener *first*, parks live events
 while the missed ones are read from the store (decisions are saved before they are published, so
 anything published is already readable), then releases the parked ones above the last replayed seq.
+When more live decisions arrive during a catch-up than a client may park, the parked ones are dropped
+and the catch-up reads the store again (they are all there), so a long replay under load never forces
+a resync; the slow-consumer rule applies to what is actually queued for the socket.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import contextlib
 import itertools
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -45,6 +49,8 @@ class ClientStream:
 
     last_seq: int
     parked: list[tuple[int, str]] | None = None
+    replayable: bool = False  # decisions: anything published is also in the store
+    dropped: bool = False  # parked events were dropped: the catch-up must read the store again
 
 
 @dataclass(eq=False, slots=True)
@@ -56,11 +62,13 @@ class Client:
     id: int = 0
     streams: dict[str, ClientStream] = field(default_factory=dict)
     outbox: deque[tuple[str, int, str]] = field(default_factory=deque)  # (stream, seq, text); stream "" = control
-    sent: dict[str, int] = field(default_factory=dict)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     room: asyncio.Event = field(default_factory=asyncio.Event)
     overflowed: bool = False
     events_queued: int = 0
+    resume_from: dict[str, int] = field(default_factory=dict)
+    sent_count: int = 0  # messages written: the heartbeat timer's sign of activity
+    seen_count: int = -1
 
     def deliver(self, stream: str, seq: int, text: str) -> None:
         """A live event from a listener: parked while catching up, dropped when already given."""
@@ -68,13 +76,17 @@ class Client:
         if state is None or seq <= state.last_seq or self.overflowed:
             return
         if state.parked is not None:
-            if len(state.parked) >= self.limit:
-                self.overflow()
-            else:
+            if len(state.parked) < self.limit:
                 state.parked.append((seq, text))
+            elif state.replayable:  # the store has them: drop the parked ones, the catch-up reads on
+                state.parked.clear()
+                state.parked.append((seq, text))
+                state.dropped = True
+            else:
+                self.overflow()
             return
+        self.offer(stream, seq, text)  # first: an overflow must not count this event as given
         state.last_seq = seq
-        self.offer(stream, seq, text)
 
     def offer(self, stream: str, seq: int, text: str) -> None:
         if self.overflowed:
@@ -93,6 +105,7 @@ class Client:
             self.ready.set()
 
     def overflow(self) -> None:
+        self.resume_from = self._sent_positions()
         self.overflowed = True
         self.outbox.clear()
         self.events_queued = 0
@@ -100,9 +113,22 @@ class Client:
         self.ready.set()
         self.room.set()
 
+    def _sent_positions(self) -> dict[str, int]:
+        """Per stream, the last seq handed to the socket: seqs of a stream reach a client contiguously, so
+        it is one below the first still waiting in the outbox, else the last one given (parked ones are
+        not given). Computed once, at overflow, instead of bookkeeping on every send."""
+        positions = {name: state.last_seq for name, state in self.streams.items()}
+        first_unsent: dict[str, int] = {}
+        for name, seq, _ in self.outbox:
+            if name and name not in first_unsent:
+                first_unsent[name] = seq
+        for name, seq in first_unsent.items():
+            positions[name] = seq - 1
+        return {name: seq for name, seq in positions.items() if seq > 0}
+
     def resync_message(self) -> dict[str, Any]:
         return {"type": "resync", "detail": "client too slow: its queue overflowed; reconnect and resume",
-                "resume": dict(self.sent)}
+                "resume": self.resume_from}
 
     def take(self) -> tuple[str, int, str] | None:
         if not self.outbox:
@@ -167,7 +193,7 @@ class Fanout:
         """
         listener = await self._listener(stream)
         start = listener.position if after is None else after
-        client.streams[stream] = ClientStream(start, [] if catch_up else None)
+        client.streams[stream] = ClientStream(start, [] if catch_up else None, listener.topic == "decisions")
         self.subscribers.setdefault(stream, set()).add(client)
         return listener.position
 
@@ -179,8 +205,8 @@ class Fanout:
         parked, state.parked = state.parked, None
         for seq, text in parked:
             if seq > state.last_seq:
-                state.last_seq = seq
                 client.offer(stream, seq, text)
+                state.last_seq = seq
 
     def unsubscribe(self, client: Client, stream: str) -> None:
         client.streams.pop(stream, None)
@@ -247,6 +273,19 @@ class Fanout:
     def _notify(self, stream: str, message: dict[str, Any]) -> None:
         for client in list(self.subscribers.get(stream, ())):
             client.control(message)
+
+    async def heartbeats(self, every_s: float, stop: asyncio.Event) -> None:
+        """One timer for every connection: a client that was sent nothing for about ``every_s`` gets a
+        heartbeat. (A timeout per send would cost a task per event per client; this is one pass over the
+        clients per half period.)"""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every_s / 2)
+            message = {"type": "heartbeat", "at_s": time.time()}
+            for client in list(self.clients):
+                if client.sent_count == client.seen_count and not client.outbox:
+                    client.control(message)
+                client.seen_count = client.sent_count
 
     def queue_depths(self) -> list[int]:
         return [c.events_queued for c in self.clients]

@@ -67,6 +67,9 @@ def start_ray(settings: Settings) -> None:
         return
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Ray renices its workers to 15 by default; here the region actors are the latency-critical path
+    # (a price batch -> a decision on a dashboard), so they keep the API's priority on a local Ray.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     if settings.ray_address:
         ray.init(address=settings.ray_address, namespace="spot-optimizer", log_to_driver=False)
     else:
@@ -112,6 +115,8 @@ class Runtime:
                       TokenBucket(settings.rate_limit_per_s, settings.rate_limit_burst), secret,
                       SimulationService(tenancy), market)
         fanout.fill_gap = runtime.decisions_between
+        runtime.tasks.append(asyncio.create_task(fanout.heartbeats(settings.ws_heartbeat_s, runtime.stop),
+                                                 name="heartbeats"))
         registry.current_tick = runtime.current_tick
         try:
             if settings.bootstrap_demo_tenant:

@@ -29,13 +29,19 @@ class LiveServer:
     def __init__(self, app: FastAPI, **config: Any) -> None:
         self.app = app
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                                    lifespan="on", ws_max_size=1 << 20, **config))
+                                                    lifespan="on", ws_max_size=1 << 20,
+                                                    ws_per_message_deflate=False, **config))
         self.thread = threading.Thread(target=self._run, name="live-server", daemon=True)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.error: BaseException | None = None
 
     def _run(self) -> None:
-        self.loop = asyncio.new_event_loop()
+        try:  # what `uvicorn.run` (and so `serve`) uses when it is installed
+            import uvloop
+
+            self.loop = uvloop.new_event_loop()
+        except ImportError:  # pragma: no cover - uvicorn[standard] ships it
+            self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
         try:
             self.loop.run_until_complete(self.server.serve())

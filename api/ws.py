@@ -73,7 +73,7 @@ async def stream(websocket: WebSocket) -> None:
     accounts = {a.name: list(a.regions) for a in await runtime.tenancy.list_accounts(tenant_id)}
     client.control({"type": "hello", "tenant": tenant_id, "accounts": accounts, "topics": list(TOPICS),
                     "heartbeat_s": runtime.settings.ws_heartbeat_s, "queue_size": client.limit})
-    sender = asyncio.create_task(_send(websocket, client, runtime.settings.ws_heartbeat_s))
+    sender = asyncio.create_task(_send(websocket, client))
     receiver = asyncio.create_task(_receive(websocket, client, runtime))
     try:
         await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
@@ -88,24 +88,26 @@ async def stream(websocket: WebSocket) -> None:
             await websocket.close()
 
 
-async def _send(websocket: WebSocket, client: Client, heartbeat_s: float) -> None:
-    """The one writer of the socket: the outbox in order, a heartbeat when idle, resync then close."""
+async def _send(websocket: WebSocket, client: Client) -> None:
+    """The one writer of the socket: the outbox in order (heartbeats come through it), resync then close.
+
+    Events go to the ASGI ``send`` directly: Starlette's ``send_text`` only re-checks the connection state,
+    which the server's send checks again, and this loop runs once per event per client.
+    """
+    raw_send = getattr(websocket, "_send", None)
+    send = raw_send if raw_send is not None else websocket.send
     while True:
         item = client.take()
         if item is None:
-            try:
-                await asyncio.wait_for(client.ready.wait(), heartbeat_s)
-            except TimeoutError:
-                await websocket.send_text(json.dumps({"type": "heartbeat", "at_s": time.time()}))
+            await client.ready.wait()
             continue
-        stream_name, seq, text = item
+        _, seq, text = item
         if seq == -1:
             await websocket.send_text(json.dumps(client.resync_message()))
             await websocket.close(code=CLOSE_TRY_AGAIN_LATER)
             return
-        await websocket.send_text(text)
-        if stream_name:
-            client.sent[stream_name] = seq
+        await send({"type": "websocket.send", "text": text})
+        client.sent_count += 1
 
 
 async def _receive(websocket: WebSocket, client: Client, runtime: Runtime) -> None:
@@ -209,7 +211,9 @@ async def _resume(name: str, after: int, client: Client, runtime: Runtime) -> No
                 state.last_seq = record.seq
                 replayed += 1
             if len(records) < chunk:
-                break
+                if not state.dropped:
+                    break
+                state.dropped = False  # live events were dropped while parked: they are in the store
     else:
         result = await runtime.hub.listen.remote({name: after}, 0.0)
         for event in result["events"].get(name, []):

@@ -84,16 +84,17 @@ async def test_a_slow_client_overflows_into_a_resync_and_the_others_are_untouche
     slow, fast = fanout.connect("t"), fanout.connect("t")
     for client in (slow, fast):
         await fanout.subscribe(client, KEY)
+    fast_sent: list[int] = []
     for first in range(1, 10, 3):
         await host.publish(KEY, events(first, first + 1, first + 2))
         await settle()
         while (item := fast.take()) is not None:  # the fast client's sender keeps up
-            fast.sent[item[0]] = item[1]
+            fast_sent.append(item[1])
         if first == 1:
-            slow.sent[KEY] = slow.take()[1]  # the slow one sent a single event, then stalled
-    assert fast.sent == {KEY: 9} and not fast.overflowed
+            assert slow.take()[1] == 1  # the slow one sent a single event, then stalled
+    assert fast_sent == list(range(1, 10)) and not fast.overflowed
     assert slow.overflowed and list(slow.outbox) == [("", -1, "")]
-    assert slow.resync_message()["resume"] == {KEY: 1}
+    assert slow.resync_message()["resume"] == {KEY: 1}  # 2..5 were queued, not sent: resume after 1
     fanout.disconnect(slow)
     assert fanout.resyncs == 1 and fanout.subscribers[KEY] == {fast}
     await fanout.close()
@@ -114,4 +115,23 @@ async def test_a_listener_behind_the_buffer_gets_the_evicted_decisions_from_the_
     await settle()
     assert asked == [(KEY, 0, 8)]
     assert outbox_seqs(client) == list(range(1, 11))
+    await fanout.close()
+
+
+async def test_a_long_catch_up_drops_parked_decisions_instead_of_the_client() -> None:
+    host = StreamHost()
+    fanout = Fanout(LocalHandle(host), queue_size=4, listen_timeout_s=0.5)
+    client = fanout.connect("t")
+    await fanout.subscribe(client, KEY, after=0, catch_up=True)
+    await host.publish(KEY, events(*range(1, 8)))  # more than 4 arrive while the client catches up
+    await settle()
+    state = client.streams[KEY]
+    assert not client.overflowed and state.dropped  # the store has them all: read it again
+    assert state.parked == [(5, state.parked[0][1]), (6, state.parked[1][1]), (7, state.parked[2][1])]
+
+    prices = stream_key("acct", "us-east-1", "prices")  # an ephemeral topic cannot be re-read: resync
+    await fanout.subscribe(client, prices, after=0, catch_up=True)
+    await host.append(prices, [{"at_s": float(i)} for i in range(5)])
+    await settle()
+    assert client.overflowed
     await fanout.close()

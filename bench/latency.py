@@ -1,0 +1,205 @@
+"""End-to-end decision latency: a price batch entering a region actor -> the decision on a WebSocket.
+
+The real server (API, stream host, region actors on a local Ray, SQLite store) runs in this process on a
+loopback socket. 20 account-regions (4 accounts x 5 regions), each with 100 spot pools of types
+compatible with ``m5.large`` and one instance, tick every second: a full batch of 100 prices (a random
+walk) plus availability, in which the pool holding the instance is taken back, so every tick forces a
+decision (``interrupted`` -> replace). One WebSocket client (subscribed to all 20 decision streams)
+timestamps each decision on arrival; latency = arrival - the moment the batch was sent to the actor.
+Both clocks are this process's ``perf_counter``. The client shares the process (and the GIL) with the
+server: the numbers include that contention, on this 2-core machine.
+
+The store is SQLite by default; ``--postgres`` uses a scratch schema on the local PostgreSQL
+(``SPOT_BENCH_DATABASE_URL`` or postgres@127.0.0.1:5432/test): with 20 actors writing every second,
+SQLite's single writer lock is the bottleneck, so both are reported.
+
+Writes bench/results/latency-<database>.json and prints one line.
+Run: ``.venv/bin/python bench/latency.py [seconds] [--postgres]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import websockets
+
+from actors.store.testing import scratch_database
+from api.app import create_app
+from api.testing import LiveServer, bearer_headers, new_tenant, settings_for_test
+from engine.catalog import default_catalog
+from engine.types import AvailabilityPoint, Instance, Lifecycle, Pool, PricePoint
+
+ACCOUNTS = 4
+REGIONS = ("us-east-1", "us-east-2", "us-west-2", "eu-west-1", "eu-central-1")
+POOLS = 100
+INSTANCE_TYPE = "m5.large"
+TICK_S = 1.0
+DEFAULT_SECONDS = 60
+WARMUP_TICKS = 5  # actor processes start, models allocate: not the steady state being measured
+START_S = 1_700_000_000.0
+
+
+def region_pools(region: str) -> list[tuple[Pool, float]]:
+    """100 (pool, on-demand $/h) of types compatible with m5.large in the region's zones."""
+    catalog = default_catalog()
+    zones = sorted(catalog.zones(region)) if hasattr(catalog, "zones") else []
+    pools: list[tuple[Pool, float]] = []
+    for instance_type in catalog.compatible_types(INSTANCE_TYPE, region):
+        on_demand = catalog.on_demand_usd_per_hour(instance_type, region)
+        if not on_demand:
+            continue
+        for zone in catalog.offered_zones(instance_type, region) or zones:
+            pools.append((Pool(instance_type, zone), float(on_demand)))
+            if len(pools) == POOLS:
+                return pools
+    raise SystemExit(f"only {len(pools)} pools compatible with {INSTANCE_TYPE} in {region}; need {POOLS}")
+
+
+class Stream:
+    def __init__(self, account: str, region: str, handle: Any, pools: list[tuple[Pool, float]],
+                 rng: np.random.Generator) -> None:
+        self.account, self.region, self.handle, self.pools = account, region, handle, pools
+        self.key = f"{account}/{region}/decisions"
+        self.price = np.array([od * rng.uniform(0.25, 0.45) for _, od in pools])
+        self.current = pools[0][0]  # where the instance is: updated from its decisions
+        self.taken: Pool | None = None
+
+    def batch(self, now_s: float, rng: np.random.Generator) -> tuple[list[PricePoint], list[AvailabilityPoint]]:
+        self.price *= np.exp(rng.normal(0.0, 0.002, self.price.size))
+        prices = [PricePoint(pool, float(p), now_s) for (pool, _), p in zip(self.pools, self.price, strict=True)]
+        availability = [AvailabilityPoint(pool, pool != self.current, now_s) for pool, _ in self.pools]
+        return prices, availability
+
+
+async def setup(server: LiveServer, rng: np.random.Generator) -> tuple[str, list[Stream]]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
+        _, key = await new_tenant(http, f"bench-{uuid.uuid4().hex[:6]}")
+        for a in range(ACCOUNTS):
+            body = {"name": f"bench{a}-{uuid.uuid4().hex[:4]}", "regions": list(REGIONS),
+                    "credentials_mode": "aws_default", "executor_mode": "simulated", "policy": "lowest_price"}
+            response = await http.post("/api/v1/accounts", json=body, headers=bearer_headers(key))
+            response.raise_for_status()
+        accounts = (await http.get("/api/v1/accounts", headers=bearer_headers(key))).json()["accounts"]
+    streams = []
+    for account in accounts:
+        for region in account["regions"]:
+            handle = server.runtime.supervisor.get(account["account"], region)
+            pools = region_pools(region)
+            await handle.add_pools.remote([(p.key, od) for p, od in pools])
+            await handle.set_fleet.remote([Instance("i-bench", pools[0][0], Lifecycle.SPOT, START_S)], START_S)
+            streams.append(Stream(account["account"], region, handle, pools, rng))
+    return key, streams
+
+
+async def run(server: LiveServer, seconds: int) -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    key, streams = await setup(server, rng)
+    by_key = {s.key: s for s in streams}
+    sent: dict[tuple[str, float], float] = {}
+    latencies_ms: list[float] = []
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        token = (await http.post("/api/v1/ws-tokens", headers=bearer_headers(key))).json()["token"]
+    async with websockets.connect(f"{server.ws_url}?token={token}", max_queue=None) as ws:
+        await ws.send(json.dumps({"type": "subscribe", "topics": ["decisions"]}))
+
+        async def receive() -> None:
+            async for raw in ws:
+                arrived = time.perf_counter()
+                message = json.loads(raw)
+                if message["type"] != "decision":
+                    continue
+                data = message["data"]
+                stream = by_key[message["stream"]]
+                if data["instance_id"] == "i-bench" and data["to"]["lifecycle"] == "spot":
+                    stream.current = Pool.from_key(data["to"]["pool"])
+                started = sent.pop((message["stream"], data["decided_at_s"]), None)
+                if started is not None and data["decided_at_s"] > START_S + 60.0 * WARMUP_TICKS:
+                    latencies_ms.append((arrived - started) * 1e3)
+
+        receiver = asyncio.create_task(receive())
+        tick_latency = []
+        begin = time.perf_counter()
+        for tick in range(seconds):
+            now_s = START_S + 60.0 * (tick + 1)
+            calls = []
+            for stream in streams:
+                prices, availability = stream.batch(now_s, rng)
+                sent[(stream.key, now_s)] = time.perf_counter()
+                calls.append(stream.handle.ingest.remote(prices, availability, now_s))
+            for result in await asyncio.gather(*calls, return_exceptions=True):
+                if isinstance(result, dict) and tick >= WARMUP_TICKS:
+                    tick_latency.append(result["latency_s"] * 1e3)
+            await asyncio.sleep(max(0.0, begin + (tick + 1) * TICK_S - time.perf_counter()))
+        await asyncio.sleep(1.0)
+        receiver.cancel()
+    arr = np.asarray(latencies_ms)
+    ticks = seconds * len(streams)
+    return {
+        "account_regions": len(streams),
+        "pools_per_region": POOLS,
+        "tick_s": TICK_S,
+        "seconds": seconds,
+        "batches": ticks,
+        "decisions_timed": int(arr.size),
+        "latency_ms": {"p50": round(float(np.percentile(arr, 50)), 2), "p90": round(float(np.percentile(arr, 90)), 2),
+                       "p99": round(float(np.percentile(arr, 99)), 2), "max": round(float(arr.max()), 2)},
+        "actor_tick_ms": {"p50": round(float(np.percentile(tick_latency, 50)), 2),
+                          "p99": round(float(np.percentile(tick_latency, 99)), 2)},
+        "target_p99_ms": 25.0,
+        "warmup_ticks_excluded": WARMUP_TICKS,
+        "cpus": os.cpu_count(),
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+    }
+
+
+async def scratch(url: str | None) -> tuple[str | None, Any]:
+    """A fresh PostgreSQL schema (dropped at the end) for ``url``; None keeps SQLite."""
+    if url is None:
+        return None, None
+    context = scratch_database(url)
+    return await context.__aenter__(), context
+
+
+def main() -> None:
+    os.environ.setdefault("RAY_worker_niceness", "0")  # as `serve` does: actors are the hot path
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    seconds = int(args[0]) if args else DEFAULT_SECONDS
+    postgres = os.environ.get("SPOT_BENCH_DATABASE_URL") if "--postgres" in sys.argv else None
+    if "--postgres" in sys.argv and not postgres:
+        postgres = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+    loop = asyncio.new_event_loop()
+    database_url, context = loop.run_until_complete(scratch(postgres))
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            overrides: dict[str, Any] = {"replay": False, "ws_queue_size": 100_000}
+            if database_url:
+                overrides["database_url"] = database_url
+            settings = settings_for_test(Path(tmp), **overrides)
+            with LiveServer(create_app(settings)) as server:
+                result = asyncio.run(run(server, seconds))
+    finally:
+        if context is not None:
+            loop.run_until_complete(context.__aexit__(None, None, None))
+        loop.close()
+    result["database"] = "postgresql" if database_url else "sqlite"
+    out = Path(__file__).resolve().parent / "results" / f"latency-{result['database']}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    lat = result["latency_ms"]
+    print(f"latency: batch -> WebSocket decision p50 {lat['p50']} ms, p99 {lat['p99']} ms (target <= 25) over "
+          f"{result['decisions_timed']} decisions; {result['account_regions']} account-regions x {POOLS} pools, "
+          f"1 tick/s, {result['database']}; actor tick p50 {result['actor_tick_ms']['p50']} ms")
+
+
+if __name__ == "__main__":
+    main()
