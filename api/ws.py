@@ -32,7 +32,7 @@ from actors.store import MAX_REPLAY
 from actors.stream import TOPICS, parse_stream_key, stream_key
 from api.auth import bearer, verify_token
 from api.deps import resolve_key
-from api.fanout import Client, encode_event
+from api.fanout import Client, encode_event, finish_write
 from api.runtime import Runtime
 
 router = APIRouter()
@@ -89,24 +89,36 @@ async def stream(websocket: WebSocket) -> None:
 
 
 async def _send(websocket: WebSocket, client: Client) -> None:
-    """The one writer of the socket: the outbox in order (heartbeats come through it), resync then close.
+    """The socket's writer for everything that could not be written at once: the outbox in order
+    (acks, heartbeats, events queued behind them), an eager write that had to wait, resync then close.
 
     Events go to the ASGI ``send`` directly: Starlette's ``send_text`` only re-checks the connection state,
-    which the server's send checks again, and this loop runs once per event per client.
+    which the server's send checks again, and this runs once per event per client.
     """
-    raw_send = getattr(websocket, "_send", None)
-    send = raw_send if raw_send is not None else websocket.send
-    while True:
+    raw_send = getattr(websocket, "_send", None) or websocket.send
+
+    def write(text: str) -> Any:
+        return raw_send({"type": "websocket.send", "text": text})
+
+    client.write = write
+    while not client.failed:
+        if client.suspended is not None:
+            coro, waiting = client.suspended
+            client.suspended = None
+            await finish_write(coro, waiting)
+            client.sent_count += 1
         item = client.take()
         if item is None:
+            client.busy = False
             await client.ready.wait()
             continue
+        client.busy = True
         _, seq, text = item
         if seq == -1:
             await websocket.send_text(json.dumps(client.resync_message()))
             await websocket.close(code=CLOSE_TRY_AGAIN_LATER)
             return
-        await send({"type": "websocket.send", "text": text})
+        await write(text)
         client.sent_count += 1
 
 
