@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Score the online risk model against persistence and recent-unavailability baselines."""
         console = Console()
-        err = Console(stderr=True)
+        err = Console(stderr=True, soft_wrap=True)
         if convention is not None and convention not in {c.value for c in Convention}:
             err.print(f"error: --convention must be one of {[c.value for c in Convention]}, got {convention!r}")
             raise typer.Exit(code=2)

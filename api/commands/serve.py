@@ -12,7 +12,7 @@ from rich.console import Console
 from api.settings import Settings
 from engine.traces import TraceError
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # long paths and URLs stay whole, copyable
 
 
 def register(app: typer.Typer) -> None:

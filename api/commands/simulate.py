@@ -228,7 +228,7 @@ def _deadline_table(report: dict[str, Any]) -> Table:
 
 
 def _fail(message: str) -> typer.Exit:
-    Console(stderr=True).print(f"error: {message}", markup=False, highlight=False)
+    Console(stderr=True, soft_wrap=True).print(f"error: {message}", markup=False, highlight=False)
     return typer.Exit(code=2)
 
 
