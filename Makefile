@@ -29,8 +29,10 @@ lint: $(STAMP)
 	$(BIN)/python -m mypy
 
 bench: $(STAMP)
-	$(BIN)/python bench/simulate.py
 	$(BIN)/python bench/learning.py
+	$(BIN)/python bench/simulate.py
+	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/fanout.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache data/*.db
