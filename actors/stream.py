@@ -73,6 +73,14 @@ class StreamHost:
         """Several streams in one call (one round trip per tick for a region actor's ephemeral topics)."""
         return {key: await self.append(key, payloads) for key, payloads in batches.items() if payloads}
 
+    async def publish_tick(self, key: str, events: Sequence[Mapping[str, Any]],
+                           batches: Mapping[str, Sequence[Mapping[str, Any]]]) -> int:
+        """A region actor's whole tick in one call: its numbered decisions on ``key`` (see :meth:`publish`),
+        then its ephemeral topics (see :meth:`append_many`). Returns the decision stream's last seq."""
+        last = await self.publish(key, events) if events else self._stream(key).last_seq
+        await self.append_many(batches)
+        return last
+
     async def window(self, key: str, since_s: float | None = None, until_s: float | None = None,
                      limit: int = 1000) -> list[dict[str, Any]]:
         """The newest ``limit`` buffered events with ``since_s <= at_s < until_s``, oldest first."""

@@ -128,6 +128,7 @@ async def run(server: LiveServer, seconds: int) -> dict[str, Any]:
 
         receiver = asyncio.create_task(receive())
         tick_latency = []
+        sections_ms: dict[str, list[float]] = {}
         begin = time.perf_counter()
         for tick in range(seconds):
             now_s = START_S + 60.0 * (tick + 1)
@@ -139,6 +140,8 @@ async def run(server: LiveServer, seconds: int) -> dict[str, Any]:
             for result in await asyncio.gather(*calls, return_exceptions=True):
                 if isinstance(result, dict) and tick >= WARMUP_TICKS:
                     tick_latency.append(result["latency_s"] * 1e3)
+                    for name, value in result.get("sections_s", {}).items():
+                        sections_ms.setdefault(name, []).append(value * 1e3)
             await asyncio.sleep(max(0.0, begin + (tick + 1) * TICK_S - time.perf_counter()))
         await asyncio.sleep(1.0)
         receiver.cancel()
@@ -155,6 +158,8 @@ async def run(server: LiveServer, seconds: int) -> dict[str, Any]:
                        "p99": round(float(np.percentile(arr, 99)), 2), "max": round(float(arr.max()), 2)},
         "actor_tick_ms": {"p50": round(float(np.percentile(tick_latency, 50)), 2),
                           "p99": round(float(np.percentile(tick_latency, 99)), 2)},
+        "actor_sections_ms": {name: {"p50": round(float(np.percentile(v, 50)), 2),
+                                     "p99": round(float(np.percentile(v, 99)), 2)} for name, v in sections_ms.items()},
         "target_p99_ms": 25.0,
         "warmup_ticks_excluded": WARMUP_TICKS,
         "cpus": os.cpu_count(),
