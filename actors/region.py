@@ -9,6 +9,8 @@ the actor goes on.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import logging
 import math
@@ -29,6 +31,8 @@ from engine.region import RegionEngine
 from engine.types import Action, AvailabilityPoint, Decision, Instance, Pool, PricePoint, Rule
 
 log = logging.getLogger(__name__)
+
+FLEET_SAVE_INTERVAL_S = 5.0  # the stored fleet snapshot is for restarts; REST reads the live actor
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +75,10 @@ class RegionActor:
         self.stats = {"batches": 0, "rejected_batches": 0, "tick_errors": 0, "decisions": 0, "published": 0}
         self.last_tick_s = math.nan
         self.last_tick_latency_s = math.nan
+        self._fleet_due_s: float | None = None  # the tick time of a fleet snapshot not yet saved
+        self._fleet_saved_at = -math.inf  # time.monotonic() of the last snapshot write
+        self._fleet_task: asyncio.Task[None] | None = None
+        self.published_at_pc = math.nan  # perf_counter (CLOCK_MONOTONIC: comparable across processes)
         self.sections_s: dict[str, float] = {}  # where the last tick's time went (the latency bench reads it)
 
     async def _open_store(self) -> Store | None:
@@ -140,12 +148,16 @@ class RegionActor:
         topics = self._tick_topics(prices, availability, interrupted, applied, failed, now_s)
         await self._send(events, topics)
         sections["hub"] = time.perf_counter() - t0
+        self.published_at_pc = time.perf_counter()
         if applied:
-            await self._persist_fleet(now_s)
+            self._fleet_due_s = now_s
+            if self._fleet_task is None or self._fleet_task.done():
+                self._fleet_task = asyncio.create_task(self._save_fleet_later())
         self.last_tick_s = now_s
         self.last_tick_latency_s = time.perf_counter() - started
         return {"interrupted": interrupted, "published": len(events),
-                "last_seq": self.seq, "latency_s": self.last_tick_latency_s, "sections_s": sections}
+                "last_seq": self.seq, "latency_s": self.last_tick_latency_s, "sections_s": sections,
+                "started_at_pc": started, "published_at_pc": self.published_at_pc}
 
     async def ingest_many(
         self, ticks: Sequence[tuple[float, Sequence[PricePoint], Sequence[AvailabilityPoint]]]
@@ -189,6 +201,28 @@ class RegionActor:
         self.seq = events[-1]["seq"]
         self.stats["decisions"] += len(events)
         return events
+
+    async def _save_fleet_later(self) -> None:
+        """Write the fleet snapshot off the tick, at most once per FLEET_SAVE_INTERVAL_S: a snapshot is
+        idempotent (the newest wins), so moves in between are coalesced into one transaction instead of
+        one per tick contending for the store with every other actor's decisions."""
+        wait_s = self._fleet_saved_at + FLEET_SAVE_INTERVAL_S - time.monotonic()
+        if wait_s > 0:
+            await asyncio.sleep(wait_s)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Write the pending fleet snapshot now (``close`` does; tests do before reading the store)."""
+        now_s, self._fleet_due_s = self._fleet_due_s, None
+        if now_s is None:
+            return
+        self._fleet_saved_at = time.monotonic()
+        try:
+            await self._persist_fleet(now_s)
+        except asyncio.CancelledError:
+            if self._fleet_due_s is None:  # cut off mid-write: ``close`` writes it again
+                self._fleet_due_s = now_s
+            raise
 
     async def _persist_fleet(self, now_s: float) -> None:
         """The fleet snapshot after a move (idempotent: the next one overwrites it, so a failure is logged,
@@ -335,6 +369,12 @@ class RegionActor:
         return self.engine.snapshot()
 
     async def close(self) -> None:
+        task, self._fleet_task = self._fleet_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.flush()
         if self.store is not None:
             await self.store.close()
             self.store = None

@@ -107,6 +107,7 @@ async def run(server: LiveServer, seconds: int) -> dict[str, Any]:
     by_key = {s.key: s for s in streams}
     sent: dict[tuple[str, float], float] = {}
     latencies_ms: list[float] = []
+    arrivals: dict[tuple[str, float], float] = {}
     async with httpx.AsyncClient(base_url=server.url) as http:
         token = (await http.post("/api/v1/ws-tokens", headers=bearer_headers(key))).json()["token"]
     async with websockets.connect(f"{server.ws_url}?token={token}", max_queue=None) as ws:
@@ -125,10 +126,14 @@ async def run(server: LiveServer, seconds: int) -> dict[str, Any]:
                 started = sent.pop((message["stream"], data["decided_at_s"]), None)
                 if started is not None and data["decided_at_s"] > START_S + 60.0 * WARMUP_TICKS:
                     latencies_ms.append((arrived - started) * 1e3)
+                    arrivals[(message["stream"], data["decided_at_s"])] = arrived
 
         receiver = asyncio.create_task(receive())
         tick_latency = []
         sections_ms: dict[str, list[float]] = {}
+        call_ms: list[float] = []  # send -> the actor's reply back in this process
+        queued_ms: list[float] = []  # send -> the actor starting the tick (serialisation, Ray, CPU queue)
+        published_pc: dict[tuple[str, float], float] = {}
         begin = time.perf_counter()
         for tick in range(seconds):
             now_s = START_S + 60.0 * (tick + 1)
@@ -137,8 +142,21 @@ async def run(server: LiveServer, seconds: int) -> dict[str, Any]:
                 prices, availability = stream.batch(now_s, rng)
                 sent[(stream.key, now_s)] = time.perf_counter()
                 calls.append(stream.handle.ingest.remote(prices, availability, now_s))
+            async def timed(call: Any, started: float, key: str) -> Any:
+                result = await call
+                if isinstance(result, dict):
+                    result["call_s"] = time.perf_counter() - started
+                    # perf_counter is CLOCK_MONOTONIC on Linux, so the actor's stamps compare with ours
+                    result["queued_s"] = result.get("started_at_pc", started) - started
+                    result["key"] = key
+                return result
+
+            calls = [timed(c, sent[(s.key, now_s)], s.key) for c, s in zip(calls, streams, strict=True)]
             for result in await asyncio.gather(*calls, return_exceptions=True):
                 if isinstance(result, dict) and tick >= WARMUP_TICKS:
+                    call_ms.append(result["call_s"] * 1e3)
+                    queued_ms.append(result["queued_s"] * 1e3)
+                    published_pc[(result["key"], now_s)] = result["published_at_pc"]
                     tick_latency.append(result["latency_s"] * 1e3)
                     for name, value in result.get("sections_s", {}).items():
                         sections_ms.setdefault(name, []).append(value * 1e3)
@@ -146,6 +164,7 @@ async def run(server: LiveServer, seconds: int) -> dict[str, Any]:
         await asyncio.sleep(1.0)
         receiver.cancel()
     arr = np.asarray(latencies_ms)
+    delivery_ms = [(arrivals[k] - published_pc[k]) * 1e3 for k in arrivals if k in published_pc]
     ticks = seconds * len(streams)
     return {
         "account_regions": len(streams),
@@ -158,6 +177,12 @@ async def run(server: LiveServer, seconds: int) -> dict[str, Any]:
                        "p99": round(float(np.percentile(arr, 99)), 2), "max": round(float(arr.max()), 2)},
         "actor_tick_ms": {"p50": round(float(np.percentile(tick_latency, 50)), 2),
                           "p99": round(float(np.percentile(tick_latency, 99)), 2)},
+        "ingest_call_ms": {"p50": round(float(np.percentile(call_ms, 50)), 2),
+                           "p99": round(float(np.percentile(call_ms, 99)), 2)},
+        "queued_before_actor_ms": {"p50": round(float(np.percentile(queued_ms, 50)), 2),
+                                   "p99": round(float(np.percentile(queued_ms, 99)), 2)},
+        "hub_to_websocket_ms": {"p50": round(float(np.percentile(delivery_ms, 50)), 2),
+                                "p99": round(float(np.percentile(delivery_ms, 99)), 2)},
         "actor_sections_ms": {name: {"p50": round(float(np.percentile(v, 50)), 2),
                                      "p99": round(float(np.percentile(v, 99)), 2)} for name, v in sections_ms.items()},
         "target_p99_ms": 25.0,

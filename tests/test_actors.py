@@ -66,6 +66,7 @@ async def test_an_interruption_is_handled_persisted_and_published(tmp_path) -> N
     assert result["interrupted"] == ["i-1"]
     assert [d.action for d in cloud.calls] == [Action.REPLACE]
     assert (await actor.instances())[0].pool == POOLS[1]
+    await actor.flush()  # the fleet snapshot is saved off the tick
 
     listened = await hub.listen({stream_key("acct", "us-east-1"): 0}, timeout_s=0.1)
     events = listened["events"][stream_key("acct", "us-east-1")]
@@ -86,6 +87,36 @@ async def test_an_interruption_is_handled_persisted_and_published(tmp_path) -> N
     await again.ready()
     assert again.seq == events[-1]["seq"]
     await again.close()
+
+
+async def test_fleet_snapshots_are_saved_off_the_tick_and_coalesced(tmp_path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'fleet.db'}"
+    await (await Store.open(url)).close()
+    actor = await make_actor(database_url=url, hub=StreamHost(), executor=SimulatedCloud())
+    await actor.set_fleet([Instance("i-1", POOLS[0])], now_s=0.0)
+    store = await actor._open_store()
+    assert store is not None
+    writes: list[float] = []
+    original = store.upsert_instances
+
+    async def counting(account: str, region: str, fleet: list[Instance], now_s: float) -> None:
+        writes.append(now_s)
+        await original(account, region, fleet, now_s)
+
+    store.upsert_instances = counting  # type: ignore[method-assign]
+    await actor.ingest([PricePoint(POOLS[0], 0.9, 0.0), PricePoint(POOLS[1], 1.0, 0.0)], [], 0.0)
+    await actor.ingest([], [AvailabilityPoint(POOLS[0], False, 60.0)], now_s=60.0)  # moves to POOLS[1]
+    await asyncio.sleep(0.05)  # the first snapshot is written at once, off the tick
+    await actor.ingest([], [AvailabilityPoint(POOLS[1], False, 120.0),
+                            AvailabilityPoint(POOLS[0], True, 120.0)], now_s=120.0)  # moves back
+    assert writes == [60.0]  # the second move waits for the interval instead of its own transaction
+    await actor.close()  # writes the newest snapshot
+    assert writes == [60.0, 120.0]
+    reopened = await Store.open(url)
+    try:
+        assert (await reopened.list_instances("acct", "us-east-1"))[0].pool == POOLS[0]
+    finally:
+        await reopened.close()
 
 
 async def test_a_dry_run_executor_changes_nothing() -> None:
