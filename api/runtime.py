@@ -60,6 +60,9 @@ def load_market_on_demand(trace: MarketTrace) -> MarketTrace:
     return dataclasses.replace(trace, on_demand_usd_per_hour=on_demand_from_catalog(trace.pools))
 
 
+SINGLE_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def start_ray(settings: Settings) -> None:
     import ray
 
@@ -70,11 +73,15 @@ def start_ray(settings: Settings) -> None:
     # Ray renices its workers to 15 by default; here the region actors are the latency-critical path
     # (a price batch -> a decision on a dashboard), so they keep the API's priority on a local Ray.
     os.environ.setdefault("RAY_worker_niceness", "0")
+    # Region actors reserve no CPU, so Ray does not cap their BLAS/OpenMP threads: without this each of
+    # many actor processes may start a thread pool per core and they fight over the cores.
+    runtime_env = {"env_vars": dict.fromkeys(SINGLE_THREAD_ENV, "1")}
     if settings.ray_address:
-        ray.init(address=settings.ray_address, namespace="spot-optimizer", log_to_driver=False)
+        ray.init(address=settings.ray_address, namespace="spot-optimizer", log_to_driver=False,
+                 runtime_env=runtime_env)
     else:
         ray.init(num_cpus=settings.ray_num_cpus, include_dashboard=False, namespace="spot-optimizer",
-                 log_to_driver=False, configure_logging=False)
+                 log_to_driver=False, configure_logging=False, runtime_env=runtime_env)
 
 
 @dataclass(slots=True)

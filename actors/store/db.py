@@ -14,6 +14,7 @@ Nothing here runs at import time: callers build an engine when they need one and
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -112,15 +113,32 @@ def create_engine(url: str | URL, *, echo: bool = False) -> AsyncEngine:
     return create_async_engine(parsed, echo=echo, pool_pre_ping=True, connect_args=connect_args)
 
 
+WAL_SWITCH_ATTEMPTS = 100
+
+
+def _enable_wal(cursor: Any) -> None:
+    """Switch the file to WAL. SQLite answers "database is locked" at once, without its busy handler,
+    when two connections switch a new file at the same moment, so the switch is retried briefly; a file
+    that is already in WAL needs no lock at all."""
+    for attempt in range(WAL_SWITCH_ATTEMPTS):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except Exception as exc:
+            if "locked" not in str(exc) or attempt == WAL_SWITCH_ATTEMPTS - 1:
+                raise
+            time.sleep(0.01)
+
+
 def _install_sqlite_hooks(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, see the module docstring
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            _enable_wal(cursor)
+            cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")  # durable across app crashes; WAL makes it safe
         finally:
             cursor.close()
