@@ -7,10 +7,12 @@ naming what is wrong; the JSON report goes to ``--json``, a short table to the t
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
+import numpy.typing as npt
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -97,18 +99,13 @@ def run_deadline(
         "risk_source": "risk model (engine.learning)" if runs.risk is not None else "spells observed in the run",
     }
     report = deadline_report(outcomes, runs.labels, settings)
-    json_out.parent.mkdir(parents=True, exist_ok=True)
-    json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    if plot is not None:
-        from api.commands.simulate_plot import plot_policies
-
-        plot_policies(
-            plot,
-            f"deadline job: {job.job_hours:g} h due in {job.deadline_hours:g} h, {runs.n_runs} runs",
-            {n: o.cost_usd for n, o in outcomes.items()},
-            {n: o.restarts.astype(np.float64) for n, o in outcomes.items()},
-            "mean restarts per run (preemptions and switches)",
-        )
+    _write_outputs(
+        report, json_out, plot,
+        f"deadline job: {job.job_hours:g} h due in {job.deadline_hours:g} h, {runs.n_runs} runs",
+        {n: o.cost_usd for n, o in outcomes.items()},
+        {n: o.restarts.astype(np.float64) for n, o in outcomes.items()},
+        "mean restarts per run (preemptions and switches)",
+    )
     return report
 
 
@@ -178,19 +175,14 @@ def run_fleet(
         },
         "policies": {name: fleet_metrics(out) for name, out in outcomes.items()},
     }
-    json_out.parent.mkdir(parents=True, exist_ok=True)
-    json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    if plot is not None:
-        from api.commands.simulate_plot import plot_policies
-
-        plot_policies(
-            plot,
-            f"fleet of {fleet_size}, {n_runs} runs of {n_ticks * trace.tick_s / 3600:.0f} h",
-            {n: o.cost_usd for n, o in outcomes.items()},
-            {n: o.interruptions.astype(np.float64) for n, o in outcomes.items()},
-            "mean interruptions per run",
-            cost_label="fleet cost per run (USD)",
-        )
+    _write_outputs(
+        report, json_out, plot,
+        f"fleet of {fleet_size}, {n_runs} runs of {n_ticks * trace.tick_s / 3600:.0f} h",
+        {n: o.cost_usd for n, o in outcomes.items()},
+        {n: o.interruptions.astype(np.float64) for n, o in outcomes.items()},
+        "mean interruptions per run",
+        cost_label="fleet cost per run (USD)",
+    )
     return report
 
 
@@ -333,3 +325,22 @@ def register(app: typer.Typer) -> None:
         Console().print(_fleet_table(report))
 
     app.add_typer(simulate_app, name="simulate")
+
+
+def _write_outputs(
+    report: dict[str, Any],
+    json_out: Path,
+    plot: Path | None,
+    title: str,
+    costs: Mapping[str, npt.NDArray[np.float64]],
+    disruptions: Mapping[str, npt.NDArray[np.float64]],
+    disruption_label: str,
+    cost_label: str = "cost per run (USD)",
+) -> None:
+    """The JSON report, and the comparison plot when asked for (matplotlib is imported only then)."""
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if plot is not None:
+        from api.commands.simulate_plot import plot_policies
+
+        plot_policies(plot, title, costs, disruptions, disruption_label, cost_label=cost_label)
