@@ -29,7 +29,7 @@ from api.settings import Settings
 from api.simulations import SimulationService
 from engine.market import MarketTrace
 from engine.price_history import price_points_to_market_trace, read_price_history
-from engine.traces import bundled_market, load_market, on_demand_from_catalog
+from engine.traces import bundled_market, load_market, with_catalog_on_demand
 from engine.types import AvailabilityPoint, Instance, PricePoint
 
 log = logging.getLogger(__name__)
@@ -49,15 +49,8 @@ def load_replay_market(settings: Settings) -> MarketTrace:
     if settings.prices_path is not None:
         points = read_price_history(settings.prices_path)
         trace = price_points_to_market_trace(points, tick_s=PRICE_HISTORY_TICK_S)
-        return load_market_on_demand(trace)
+        return with_catalog_on_demand(trace)
     return bundled_market()
-
-
-def load_market_on_demand(trace: MarketTrace) -> MarketTrace:
-    """Fill on-demand prices from the catalog when the history did not state them."""
-    if trace.on_demand_usd_per_hour is not None:
-        return trace
-    return dataclasses.replace(trace, on_demand_usd_per_hour=on_demand_from_catalog(trace.pools))
 
 
 SINGLE_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")

@@ -472,11 +472,18 @@ def load_market(
             trace = _attach_joint_prices(prices_path, doc, trace)
         else:
             trace = _attach_price_history(prices_path, doc, trace)
-    if trace.on_demand_usd_per_hour is None:
-        on_demand = on_demand_from_catalog(trace.pools, catalog)
-        if on_demand is not None:
-            trace = dataclasses.replace(trace, on_demand_usd_per_hour=on_demand)
-    return trace
+    return with_catalog_on_demand(trace, catalog)
+
+
+def with_catalog_on_demand(trace: MarketTrace, catalog: Catalog | None = None) -> MarketTrace:
+    """The trace with on-demand prices from the catalog when its source did not state them (and the
+    catalog knows every pool's); otherwise the trace as it is."""
+    if trace.on_demand_usd_per_hour is not None:
+        return trace
+    on_demand = on_demand_from_catalog(trace.pools, catalog)
+    if on_demand is None:
+        return trace
+    return dataclasses.replace(trace, on_demand_usd_per_hour=on_demand)
 
 
 @functools.lru_cache(maxsize=1)
