@@ -27,7 +27,7 @@ from engine.catalog import default_catalog
 from engine.learning.price import PriceForecaster
 from engine.learning.risk import RiskModel
 from engine.policy import PolicyParams, make_policy
-from engine.region import RegionEngine
+from engine.region import PoolState, RegionEngine
 from engine.types import Action, AvailabilityPoint, Decision, Instance, Pool, PricePoint, Rule
 
 log = logging.getLogger(__name__)
@@ -289,49 +289,45 @@ class RegionActor:
         return batches
 
     # -- reads -----------------------------------------------------------------------------------------
-    async def latest_prices(self) -> list[dict[str, Any]]:
-        """The latest price and availability of every pool, with the model's risk."""
-        now = self.engine.last_observed_s
-        keys = [s.pool.key for s in self.engine.pool_states()]
-        risk = self.engine.risk_model.predict(now, keys) if (self.engine.risk_model and keys and
-                                                            math.isfinite(now)) else [math.nan] * len(keys)
-        out = []
-        for state, r in zip(self.engine.pool_states(), risk, strict=True):
-            if not math.isfinite(state.price_usd_per_hour):
-                continue
-            out.append({
-                "pool": state.pool.key,
-                "instance_type": state.pool.instance_type,
-                "availability_zone": state.pool.availability_zone,
-                "price_usd_per_hour": state.price_usd_per_hour,
-                "on_demand_usd_per_hour": state.on_demand_usd_per_hour,
-                "observed_at_s": state.price_at_s,
-                "available": state.available,
-                "risk": float(r) if math.isfinite(float(r)) else None,
-                "capacity_score": state.capacity_score,
-            })
-        return out
-
-    async def forecasts(self, horizons_s: Sequence[float]) -> dict[str, Any]:
-        """Per pool: the latest price, the risk of losing spot within the risk horizon, price forecasts."""
+    def _priced_pools_with_risk(self) -> tuple[list[PoolState], list[str], list[float], bool]:
+        """The pools with a known price, their keys, the model's risk for each (NaN before any
+        observation), and whether the engine has observed anything yet."""
         now = self.engine.last_observed_s
         states = [s for s in self.engine.pool_states() if math.isfinite(s.price_usd_per_hour)]
         keys = [s.pool.key for s in states]
         known = bool(keys) and math.isfinite(now)
-        risk = self.engine.risk_model.predict(now, keys) if known and self.engine.risk_model else [math.nan] * len(keys)
+        model = self.engine.risk_model
+        risk = [float(r) for r in model.predict(now, keys)] if known and model else [math.nan] * len(keys)
+        return states, keys, risk, known
+
+    async def latest_prices(self) -> list[dict[str, Any]]:
+        """The latest price and availability of every pool, with the model's risk."""
+        states, _, risk, _ = self._priced_pools_with_risk()
+        return [{
+            "pool": state.pool.key,
+            "instance_type": state.pool.instance_type,
+            "availability_zone": state.pool.availability_zone,
+            "price_usd_per_hour": state.price_usd_per_hour,
+            "on_demand_usd_per_hour": state.on_demand_usd_per_hour,
+            "observed_at_s": state.price_at_s,
+            "available": state.available,
+            "risk": _finite_or_none(r),
+            "capacity_score": state.capacity_score,
+        } for state, r in zip(states, risk, strict=True)]
+
+    async def forecasts(self, horizons_s: Sequence[float]) -> dict[str, Any]:
+        """Per pool: the latest price, the risk of losing spot within the risk horizon, price forecasts."""
+        now = self.engine.last_observed_s
+        states, keys, risk, known = self._priced_pools_with_risk()
         price_model = self.engine.price_model
         by_horizon = {h: (price_model.predict(now, keys, h) if known and price_model else [math.nan] * len(keys))
                       for h in horizons_s}
-
-        def finite(x: Any) -> float | None:
-            return float(x) if math.isfinite(float(x)) else None
-
         pools = [{
             "pool": state.pool.key,
             "price_usd_per_hour": state.price_usd_per_hour,
             "available": state.available,
-            "risk": finite(risk[k]),
-            "forecast_usd_per_hour": {f"{h:g}": finite(by_horizon[h][k]) for h in horizons_s},
+            "risk": _finite_or_none(risk[k]),
+            "forecast_usd_per_hour": {f"{h:g}": _finite_or_none(by_horizon[h][k]) for h in horizons_s},
         } for k, state in enumerate(states)]
         return {"now_s": now if math.isfinite(now) else None,
                 "risk_horizon_s": self.config.params.risk_horizon_s, "pools": pools}
@@ -378,6 +374,12 @@ class RegionActor:
         if self.store is not None:
             await self.store.close()
             self.store = None
+
+
+def _finite_or_none(value: Any) -> float | None:
+    """JSON has no NaN or infinity: an unknown number is null."""
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 def instance_json(instance: Instance) -> dict[str, Any]:
