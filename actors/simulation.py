@@ -133,17 +133,7 @@ def map_shards(
     return gather([remote.remote(*args) for args in shards], label, show_progress)
 
 
-@ray.remote
-def _fleet_task(
-    market: FleetMarket,
-    policies: Sequence[str],
-    starts: npt.NDArray[np.int64],
-    n_ticks: int,
-    fleet_size: int,
-    params: PolicyParams | None,
-    decision_interval_s: float,
-) -> dict[str, FleetOutcome]:
-    return run_fleet_shard(market, policies, starts, n_ticks, fleet_size, params, decision_interval_s)
+_fleet_task = ray.remote(run_fleet_shard)
 
 
 def simulate_fleet_runs(
