@@ -234,7 +234,7 @@ def simulate_fleet(
             sel = np.flatnonzero(np.isin(run_of, run_of[interrupted]))  # whole fleets with a forced move
         else:
             sel = np.empty(0, np.intp)
-        overlap_usd = 0.0
+        overlap_usd: FloatArray | float = 0.0
         if sel is None or sel.size:
             pick = slice(None) if sel is None else sel
             view = MarketView(
@@ -274,7 +274,7 @@ def simulate_fleet(
                 budget_left = budget_left - np.bincount(runs_moved[voluntary], minlength=n_runs)
                 # The instance being replaced keeps serving during a voluntary move: pay it for the restart.
                 old_price = np.where(on_demand[mi], od_price, spot_n[mi])
-                overlap_usd = np.bincount(
+                overlap_usd = np.bincount(  # type: ignore[assignment]  # floats with weights; stubs say ints
                     runs_moved[voluntary],
                     weights=old_price[voluntary] * min(restart_s, trace.tick_s) / 3600.0,
                     minlength=n_runs,

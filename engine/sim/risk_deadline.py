@@ -12,6 +12,7 @@ only where the expected spot savings pay for it, never past what the deadline al
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -81,7 +82,9 @@ class _RiskAware:
         self._small = np.empty(n_runs, np.int8)
         self._out = np.empty(n_runs, np.int8)
 
-    def _spell_hours(self, ticks: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    def _spell_hours(
+        self, ticks: npt.NDArray[np.integer[Any]], ends: npt.NDArray[np.integer[Any]]
+    ) -> npt.NDArray[np.float64]:
         """Mean spell length, hours, from ``ticks`` observed and ``ends`` spells ended (beyond the prior)."""
         return (self._prior_ticks + ticks) / (PRIOR_SPELLS + ends) * self._clock.tick_hours
 
