@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from actors.wire import pack, unpack
+
 DEFAULT_CAPACITY = 10_000
 
 
@@ -81,6 +83,12 @@ class StreamHost:
         await self.append_many(batches)
         return last
 
+    async def publish_packed(self, blob: bytes) -> int:
+        """:meth:`publish_tick` with its arguments packed by :func:`actors.wire.pack` (the region actors'
+        hot path: Ray passes one bytes value through instead of serialising every event object)."""
+        key, events, batches = unpack(blob)
+        return await self.publish_tick(key, events, batches)
+
     async def window(self, key: str, since_s: float | None = None, until_s: float | None = None,
                      limit: int = 1000) -> list[dict[str, Any]]:
         """The newest ``limit`` buffered events with ``since_s <= at_s < until_s``, oldest first."""
@@ -133,6 +141,10 @@ class StreamHost:
             for waiter in waiters:
                 waiter.cancel()
         return collect()
+
+    async def listen_packed(self, positions: Mapping[str, int], timeout_s: float = 10.0) -> bytes:
+        """:meth:`listen` with the answer packed by :func:`actors.wire.pack` (the API's listeners)."""
+        return pack(await self.listen(positions, timeout_s))
 
     async def streams(self) -> dict[str, int]:
         """Every stream and its last seq."""

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.stream import parse_stream_key
+from actors.wire import unpack
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +279,7 @@ class Fanout:
         stream = listener.stream
         while self.listeners.get(stream) is listener:
             try:
-                result = await self.hub.listen.remote({stream: listener.position}, self.listen_timeout_s)
+                result = unpack(await self.hub.listen_packed.remote({stream: listener.position}, self.listen_timeout_s))
                 events = result["events"].get(stream, [])
                 if stream in result["truncated"]:
                     events = await self._gap(listener, events)

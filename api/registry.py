@@ -21,6 +21,7 @@ from actors.region import RegionConfig
 from actors.remote import NAMESPACE, region_actor_name
 from actors.store.tenancy import Account
 from actors.supervisor import Supervisor
+from actors.wire import pack_ticks
 from engine.market import MarketTrace
 from engine.policy import PolicyParams
 from engine.types import Instance
@@ -146,7 +147,8 @@ class AccountRegistry:
     async def send(self, region: str, ticks: list[Tick]) -> Any:
         """The feed's sender: one batch of a region to every replay account in it."""
         targets = list(self.replay_targets.get(region, {}).items())
-        results = await asyncio.gather(*(h.ingest_many.remote(ticks) for _, h in targets), return_exceptions=True)
+        packed = pack_ticks(ticks)  # once for every account: see actors/wire.py
+        results = await asyncio.gather(*(h.ingest_packed.remote(packed) for _, h in targets), return_exceptions=True)
         failures = [(name, r) for (name, _), r in zip(targets, results, strict=True) if isinstance(r, BaseException)]
         for name, error in failures:
             log.error("replay batch for account=%s region=%s failed: %s", name, region, error)

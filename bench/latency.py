@@ -14,11 +14,12 @@ The store is SQLite by default; ``--postgres`` uses a scratch schema on the loca
 SQLite's single writer lock is the bottleneck, so both are reported.
 
 Writes bench/results/latency-<database>.json and prints one line.
-Run: ``.venv/bin/python bench/latency.py [seconds] [--postgres]``.
+Run: ``.venv/bin/python bench/latency.py [seconds] [--postgres] [--synchronized] [--accounts N] [--regions N]``.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -33,7 +34,9 @@ import httpx
 import numpy as np
 import websockets
 
+from actors.feeds.schedule import spread_offsets
 from actors.store.testing import scratch_database
+from actors.wire import pack_ticks
 from api.app import create_app
 from api.testing import LiveServer, bearer_headers, new_tenant, settings_for_test
 from engine.catalog import default_catalog
@@ -81,17 +84,18 @@ class Stream:
         return prices, availability
 
 
-async def setup(server: LiveServer, rng: np.random.Generator) -> tuple[str, list[Stream]]:
+async def setup(server: LiveServer, rng: np.random.Generator, accounts: int,
+                regions: tuple[str, ...]) -> tuple[str, list[Stream]]:
     async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
         _, key = await new_tenant(http, f"bench-{uuid.uuid4().hex[:6]}")
-        for a in range(ACCOUNTS):
-            body = {"name": f"bench{a}-{uuid.uuid4().hex[:4]}", "regions": list(REGIONS),
+        for a in range(accounts):
+            body = {"name": f"bench{a}-{uuid.uuid4().hex[:4]}", "regions": list(regions),
                     "credentials_mode": "aws_default", "executor_mode": "simulated", "policy": "lowest_price"}
             response = await http.post("/api/v1/accounts", json=body, headers=bearer_headers(key))
             response.raise_for_status()
-        accounts = (await http.get("/api/v1/accounts", headers=bearer_headers(key))).json()["accounts"]
+        registered = (await http.get("/api/v1/accounts", headers=bearer_headers(key))).json()["accounts"]
     streams = []
-    for account in accounts:
+    for account in registered:
         for region in account["regions"]:
             handle = server.runtime.supervisor.get(account["account"], region)
             pools = region_pools(region)
@@ -101,10 +105,15 @@ async def setup(server: LiveServer, rng: np.random.Generator) -> tuple[str, list
     return key, streams
 
 
-async def run(server: LiveServer, seconds: int) -> dict[str, Any]:
+async def run(server: LiveServer, seconds: int, synchronized: bool, accounts: int,
+              regions: tuple[str, ...]) -> dict[str, Any]:
     rng = np.random.default_rng(0)
-    key, streams = await setup(server, rng)
+    key, streams = await setup(server, rng, accounts, regions)
     by_key = {s.key: s for s in streams}
+    # As the feeds schedule them: each account-region at its own phase of the second (synchronized: all
+    # at the same instant, the worst case a host can be given).
+    offsets = ({s.key: 0.0 for s in streams} if synchronized
+               else spread_offsets([s.key for s in streams], TICK_S))
     sent: dict[tuple[str, float], float] = {}
     latencies_ms: list[float] = []
     arrivals: dict[tuple[str, float], float] = {}
@@ -129,38 +138,36 @@ async def run(server: LiveServer, seconds: int) -> dict[str, Any]:
                     arrivals[(message["stream"], data["decided_at_s"])] = arrived
 
         receiver = asyncio.create_task(receive())
-        tick_latency = []
+        tick_latency: list[float] = []
         sections_ms: dict[str, list[float]] = {}
         call_ms: list[float] = []  # send -> the actor's reply back in this process
         queued_ms: list[float] = []  # send -> the actor starting the tick (serialisation, Ray, CPU queue)
         published_pc: dict[tuple[str, float], float] = {}
-        begin = time.perf_counter()
-        for tick in range(seconds):
-            now_s = START_S + 60.0 * (tick + 1)
-            calls = []
-            for stream in streams:
-                prices, availability = stream.batch(now_s, rng)
-                sent[(stream.key, now_s)] = time.perf_counter()
-                calls.append(stream.handle.ingest.remote(prices, availability, now_s))
-            async def timed(call: Any, started: float, key: str) -> Any:
-                result = await call
-                if isinstance(result, dict):
-                    result["call_s"] = time.perf_counter() - started
-                    # perf_counter is CLOCK_MONOTONIC on Linux, so the actor's stamps compare with ours
-                    result["queued_s"] = result.get("started_at_pc", started) - started
-                    result["key"] = key
-                return result
+        begin = time.perf_counter() + 0.1
 
-            calls = [timed(c, sent[(s.key, now_s)], s.key) for c, s in zip(calls, streams, strict=True)]
-            for result in await asyncio.gather(*calls, return_exceptions=True):
-                if isinstance(result, dict) and tick >= WARMUP_TICKS:
-                    call_ms.append(result["call_s"] * 1e3)
-                    queued_ms.append(result["queued_s"] * 1e3)
-                    published_pc[(result["key"], now_s)] = result["published_at_pc"]
-                    tick_latency.append(result["latency_s"] * 1e3)
-                    for name, value in result.get("sections_s", {}).items():
-                        sections_ms.setdefault(name, []).append(value * 1e3)
-            await asyncio.sleep(max(0.0, begin + (tick + 1) * TICK_S - time.perf_counter()))
+        async def drive(index: int, stream: Stream) -> None:
+            stream_rng = np.random.default_rng(index + 1)
+            for tick in range(seconds):
+                await asyncio.sleep(max(0.0, begin + tick * TICK_S + offsets[stream.key] - time.perf_counter()))
+                now_s = START_S + 60.0 * (tick + 1)
+                prices, availability = stream.batch(now_s, stream_rng)
+                started = sent[(stream.key, now_s)] = time.perf_counter()
+                try:
+                    result = await stream.handle.ingest_packed.remote(pack_ticks([(now_s, prices, availability)]))
+                except Exception as exc:  # counted by the missing decision; say why once
+                    print(f"ingest failed for {stream.key}: {exc}", file=sys.stderr)
+                    continue
+                if tick < WARMUP_TICKS:
+                    continue
+                call_ms.append((time.perf_counter() - started) * 1e3)
+                # perf_counter is CLOCK_MONOTONIC on Linux, so the actor's stamps compare with ours
+                queued_ms.append((result.get("started_at_pc", started) - started) * 1e3)
+                published_pc[(stream.key, now_s)] = result["published_at_pc"]
+                tick_latency.append(result["latency_s"] * 1e3)
+                for name, value in result.get("sections_s", {}).items():
+                    sections_ms.setdefault(name, []).append(value * 1e3)
+
+        await asyncio.gather(*(drive(i, s) for i, s in enumerate(streams)))
         await asyncio.sleep(1.0)
         receiver.cancel()
     arr = np.asarray(latencies_ms)
@@ -185,6 +192,7 @@ async def run(server: LiveServer, seconds: int) -> dict[str, Any]:
                                 "p99": round(float(np.percentile(delivery_ms, 99)), 2)},
         "actor_sections_ms": {name: {"p50": round(float(np.percentile(v, 50)), 2),
                                      "p99": round(float(np.percentile(v, 99)), 2)} for name, v in sections_ms.items()},
+        "schedule": "synchronized" if synchronized else "spread",
         "target_p99_ms": 25.0,
         "warmup_ticks_excluded": WARMUP_TICKS,
         "cpus": os.cpu_count(),
@@ -200,13 +208,30 @@ async def scratch(url: str | None) -> tuple[str | None, Any]:
     return await context.__aenter__(), context
 
 
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("seconds", nargs="?", type=int, default=DEFAULT_SECONDS, help="ticks per account-region")
+    parser.add_argument("--postgres", action="store_true", help="store on the local PostgreSQL (a scratch schema)")
+    parser.add_argument("--synchronized", action="store_true",
+                        help="every account-region ticks at the same instant (the worst case), instead of the "
+                             "feeds' phase-spread schedule")
+    parser.add_argument("--accounts", type=int, default=ACCOUNTS, help=f"accounts (default {ACCOUNTS})")
+    parser.add_argument("--regions", type=int, default=len(REGIONS), choices=range(1, len(REGIONS) + 1),
+                        metavar=f"1..{len(REGIONS)}", help=f"regions per account (default {len(REGIONS)})")
+    args = parser.parse_args()
+    if args.seconds <= WARMUP_TICKS:
+        parser.error(f"seconds must exceed the {WARMUP_TICKS} warm-up ticks")
+    if args.accounts < 1:
+        parser.error("--accounts must be at least 1")
+    return args
+
+
 def main() -> None:
     os.environ.setdefault("RAY_worker_niceness", "0")  # as `serve` does: actors are the hot path
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    seconds = int(args[0]) if args else DEFAULT_SECONDS
-    postgres = os.environ.get("SPOT_BENCH_DATABASE_URL") if "--postgres" in sys.argv else None
-    if "--postgres" in sys.argv and not postgres:
-        postgres = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+    args = parse_args()
+    postgres = None
+    if args.postgres:
+        postgres = os.environ.get("SPOT_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
     loop = asyncio.new_event_loop()
     database_url, context = loop.run_until_complete(scratch(postgres))
     try:
@@ -216,19 +241,21 @@ def main() -> None:
                 overrides["database_url"] = database_url
             settings = settings_for_test(Path(tmp), **overrides)
             with LiveServer(create_app(settings)) as server:
-                result = asyncio.run(run(server, seconds))
+                result = asyncio.run(run(server, args.seconds, args.synchronized, args.accounts,
+                                         REGIONS[: args.regions]))
     finally:
         if context is not None:
             loop.run_until_complete(context.__aexit__(None, None, None))
         loop.close()
     result["database"] = "postgresql" if database_url else "sqlite"
-    out = Path(__file__).resolve().parent / "results" / f"latency-{result['database']}.json"
+    name = f"latency-{result['database']}" + ("-synchronized" if args.synchronized else "")
+    out = Path(__file__).resolve().parent / "results" / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     lat = result["latency_ms"]
     print(f"latency: batch -> WebSocket decision p50 {lat['p50']} ms, p99 {lat['p99']} ms (target <= 25) over "
           f"{result['decisions_timed']} decisions; {result['account_regions']} account-regions x {POOLS} pools, "
-          f"1 tick/s, {result['database']}; actor tick p50 {result['actor_tick_ms']['p50']} ms")
+          f"1 tick/s {result['schedule']}, {result['database']}; actor tick p50 {result['actor_tick_ms']['p50']} ms")
 
 
 if __name__ == "__main__":
