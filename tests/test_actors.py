@@ -10,6 +10,7 @@ import pytest
 from actors.demo import demo_fleet
 from actors.executor import DryRun, SimulatedCloud
 from actors.feeds.replay import ReplayFeed
+from actors.feeds.schedule import spread_offsets
 from actors.region import RegionActor, RegionConfig
 from actors.store import Store
 from actors.stream import StreamHost, stream_key
@@ -231,3 +232,25 @@ async def test_a_batch_that_fails_to_persist_leaves_no_gap_in_the_sequence(tmp_p
     events = (await hub.listen({stream_key("acct", "us-east-1"): 0}, 0.1))["events"]["acct/us-east-1/decisions"]
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     await actor.close()
+
+
+async def test_replay_sends_each_region_at_its_own_phase_of_the_interval() -> None:
+    pools = (Pool("p3.2xlarge", "us-east-1a"), Pool("p3.2xlarge", "us-west-2a"), Pool("p3.2xlarge", "eu-west-1a"))
+    market = MarketTrace(pools, 1_700_000_000.0, 600.0, np.ones((4, 3), dtype=bool), np.full((4, 3), 0.9),
+                         np.full(3, 3.06), "test")
+    loop = asyncio.get_running_loop()
+    sent_at: dict[str, float] = {}
+
+    async def send(region: str, ticks: list) -> None:
+        sent_at[region] = loop.time()
+
+    feed = ReplayFeed(market, send, speed=600.0, interval_s=1.0, loop=False)
+    start = loop.time()
+    await feed.step(spread_s=0.3)
+    offsets = spread_offsets(sent_at, 0.3)
+    for region, at in sent_at.items():  # never before its phase (sleeps only ever run late)
+        assert at - start >= offsets[region] - 0.005
+    assert sorted(sent_at, key=sent_at.__getitem__) == sorted(offsets, key=offsets.__getitem__)
+    sent_at.clear()
+    await feed.step()  # no spread: a direct step (as tests and bulk replays use) sends at once
+    assert max(sent_at.values()) - min(sent_at.values()) < 0.25

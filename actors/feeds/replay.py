@@ -2,7 +2,8 @@
 
 Every ``interval_s`` of wall time the feed advances simulated time by ``speed x interval_s`` and sends each
 region's actor one batch: the ticks it passed, each with the prices and availability that changed (all of
-them on the first tick). At the end of the trace it starts again, shifted forward in time, so the clock
+them on the first tick). Each region is sent at its own phase of the interval, so regions do not all
+tick at the same instant. At the end of the trace it starts again, shifted forward in time, so the clock
 never runs backwards and a demo can run for as long as it is left on.
 """
 
@@ -17,12 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from actors.feeds.schedule import spread_offsets
+from actors.wire import Tick
 from engine.market import MarketTrace
 from engine.types import AvailabilityPoint, PricePoint
 
 log = logging.getLogger(__name__)
 
-Tick = tuple[float, list[PricePoint], list[AvailabilityPoint]]
 Sender = Callable[[str, list[Tick]], Awaitable[Any]]
 
 
@@ -35,6 +37,7 @@ class ReplayFeed:
     speed: float = 3600.0  # simulated seconds per wall second
     interval_s: float = 0.5
     loop: bool = True
+    spread: bool = True  # regions at their own phases of the interval: see actors/feeds/schedule.py
     next_tick: int = 0
     lap: int = 0
     batches_sent: int = 0
@@ -86,12 +89,26 @@ class ReplayFeed:
         self.next_tick = end
         return batch
 
-    async def step(self) -> bool:
-        """Send one batch to every region; False when the trace is over."""
+    async def step(self, spread_s: float = 0.0) -> bool:
+        """Send one batch to every region; False when the trace is over.
+
+        With ``spread_s`` the regions are sent at their own phases over that many seconds
+        (:func:`actors.feeds.schedule.spread_offsets`) instead of all at once.
+        """
         batch = self.take_batch()
         if batch is None:
             return False
-        results = await asyncio.gather(*(self.send(region, ticks) for region, ticks in batch.items()),
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        offsets = spread_offsets(batch, spread_s) if spread_s > 0 else dict.fromkeys(batch, 0.0)
+
+        async def send_at(region: str, ticks: list[Tick]) -> Any:
+            delay = start + offsets[region] - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            return await self.send(region, ticks)
+
+        results = await asyncio.gather(*(send_at(region, ticks) for region, ticks in batch.items()),
                                        return_exceptions=True)
         for region, result in zip(batch, results, strict=True):
             if isinstance(result, BaseException):
@@ -101,12 +118,17 @@ class ReplayFeed:
         return True
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
-        """Play until the trace ends (when not looping) or ``stop`` is set."""
+        """Play until the trace ends (when not looping) or ``stop`` is set: a batch every ``interval_s``
+        (on a fixed schedule, so a slow batch does not stretch the clock), its regions phase-spread over
+        the interval when ``spread`` is on."""
         stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         while not stop.is_set():
-            if not await self.step():
+            if not await self.step(self.interval_s if self.spread else 0.0):
                 return
+            due = max(due + self.interval_s, loop.time())
             try:
-                await asyncio.wait_for(stop.wait(), timeout=self.interval_s)
+                await asyncio.wait_for(stop.wait(), timeout=max(0.0, due - loop.time()))
             except TimeoutError:
                 pass
