@@ -18,6 +18,7 @@ half-life in horizons), so the model follows a market that changes.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +29,7 @@ from engine.learning.linear import logit, sigmoid
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 ContextFn = Callable[[FloatArray], IntArray]
+N_STATES = 2  # a context's state: 0 available, 1 unavailable
 
 
 def smoothed_share(positives: FloatArray, total: FloatArray, prior: FloatArray, strength: float) -> FloatArray:
@@ -62,53 +64,82 @@ class HierarchicalCounts:
         self.total = np.zeros((0, n_contexts))
         self.pooled_pos = np.zeros(n_contexts)
         self.pooled_total = np.zeros(n_contexts)
+        # The same counts summed over the contexts of each state, kept as they change: predicting needs a
+        # pool's state-level rate, and summing its context row at every prediction cost more than the rest.
+        self.pos_by_state = np.zeros((0, N_STATES))
+        self.total_by_state = np.zeros((0, N_STATES))
+        self.pooled_pos_by_state = np.zeros(N_STATES)
+        self.pooled_total_by_state = np.zeros(N_STATES)
         self.last_learn_s: float | None = None
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "pos_by_state" not in state:  # a checkpoint from before the sums were kept: derive them once
+            self.pos_by_state = self._by_state(self.pos)
+            self.total_by_state = self._by_state(self.total)
+            self.pooled_pos_by_state = self._by_state(self.pooled_pos)
+            self.pooled_total_by_state = self._by_state(self.pooled_total)
 
     def ensure(self, n_rows: int) -> None:
         if n_rows > self.pos.shape[0]:
             grow = max(n_rows, 2 * self.pos.shape[0], 8) - self.pos.shape[0]
             self.pos = np.vstack([self.pos, np.zeros((grow, self.n_contexts))])
             self.total = np.vstack([self.total, np.zeros((grow, self.n_contexts))])
+            self.pos_by_state = np.vstack([self.pos_by_state, np.zeros((grow, N_STATES))])
+            self.total_by_state = np.vstack([self.total_by_state, np.zeros((grow, N_STATES))])
 
     def _by_state(self, counts: FloatArray) -> FloatArray:
         """Sum counts (..., contexts) into (..., 2) by the state of each context."""
-        return np.stack([counts[..., self.state_of == s].sum(axis=-1) for s in (0, 1)], axis=-1)
+        return np.stack([counts[..., self.state_of == s].sum(axis=-1) for s in range(N_STATES)], axis=-1)
 
     def predict_many(self, rows: IntArray, x: FloatArray) -> FloatArray:
         m = self.prior_strength
         ctx = self.context(x)
         state = self.state_of[ctx]
-        overall = (self.pooled_pos.sum() + 1.0) / (self.pooled_total.sum() + 2.0)
+        overall = (self.pooled_pos_by_state.sum() + 1.0) / (self.pooled_total_by_state.sum() + 2.0)
         pooled_state = smoothed_share(
-            self._by_state(self.pooled_pos), self._by_state(self.pooled_total), np.full(2, overall), m
-        )
-        pooled_ctx = smoothed_share(self.pooled_pos[ctx], self.pooled_total[ctx], pooled_state[state], m)
-        known = rows >= 0
-        r = np.where(known, rows, 0)
-        pool_pos = np.where(known[:, None], self._by_state(self.pos[r]), 0.0)
-        pool_total = np.where(known[:, None], self._by_state(self.total[r]), 0.0)
-        idx = np.arange(rows.size)
-        pool_state = smoothed_share(pool_pos[idx, state], pool_total[idx, state], pooled_state[state], m)
-        prior = sigmoid(logit(pooled_ctx) + logit(pool_state) - logit(pooled_state[state]))
-        pos = np.where(known, self.pos[r, ctx], 0.0)
-        total = np.where(known, self.total[r, ctx], 0.0)
+            self.pooled_pos_by_state, self.pooled_total_by_state, np.full(N_STATES, overall), m
+        )[state]
+        pooled_ctx = smoothed_share(self.pooled_pos[ctx], self.pooled_total[ctx], pooled_state, m)
+        if rows.size and rows.min() >= 0:
+            pool_pos, pool_total = self.pos_by_state[rows, state], self.total_by_state[rows, state]
+            pos, total = self.pos[rows, ctx], self.total[rows, ctx]
+        else:
+            known = rows >= 0
+            r = np.where(known, rows, 0)
+            pool_pos = np.where(known, self.pos_by_state[r, state], 0.0)
+            pool_total = np.where(known, self.total_by_state[r, state], 0.0)
+            pos = np.where(known, self.pos[r, ctx], 0.0)
+            total = np.where(known, self.total[r, ctx], 0.0)
+        pool_state = smoothed_share(pool_pos, pool_total, pooled_state, m)
+        prior = sigmoid(logit(pooled_ctx) + logit(pool_state) - logit(pooled_state))
         return smoothed_share(pos, total, prior, m)
 
     def learn_many(self, batch: Matured, now_s: float) -> None:
         if self.last_learn_s is not None and now_s > self.last_learn_s:
             fade = float(np.exp(-(now_s - self.last_learn_s) / self.tau_s))
-            for arr in (self.pos, self.total, self.pooled_pos, self.pooled_total):
+            for arr in (self.pos, self.total, self.pooled_pos, self.pooled_total, self.pos_by_state,
+                        self.total_by_state, self.pooled_pos_by_state, self.pooled_total_by_state):
                 arr *= fade
         self.last_learn_s = now_s
         ctx = self.context(batch.x)
+        state = self.state_of[ctx]
         w = batch.weight
         own = np.ones_like(w) if self.per_probe else w
-        np.add.at(self.pos, (batch.rows, ctx), batch.y * own)
+        own_pos = batch.y * own
+        np.add.at(self.pos, (batch.rows, ctx), own_pos)
         np.add.at(self.total, (batch.rows, ctx), own)
-        self.pooled_pos += np.bincount(ctx, weights=batch.y * w, minlength=self.n_contexts)
+        np.add.at(self.pos_by_state, (batch.rows, state), own_pos)
+        np.add.at(self.total_by_state, (batch.rows, state), own)
+        pooled_pos = batch.y * w
+        self.pooled_pos += np.bincount(ctx, weights=pooled_pos, minlength=self.n_contexts)
         self.pooled_total += np.bincount(ctx, weights=w, minlength=self.n_contexts)
+        self.pooled_pos_by_state += np.bincount(state, weights=pooled_pos, minlength=N_STATES)
+        self.pooled_total_by_state += np.bincount(state, weights=w, minlength=N_STATES)
 
     def forget_pool(self, row: int, keep: float) -> None:
         """Shrink one pool's own counts (after drift) so it leans on the shared prior again."""
         self.pos[row] *= keep
         self.total[row] *= keep
+        self.pos_by_state[row] *= keep
+        self.total_by_state[row] *= keep

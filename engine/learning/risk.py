@@ -24,7 +24,10 @@ simulator's whole-trace pass (:func:`engine.learning.series.risk_series`) runs t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -55,6 +58,36 @@ def stack_inputs(x: FloatArray, count_probabilities: FloatArray) -> FloatArray:
     """The logistic layer's inputs: each hazard feature split by the current state, plus count logits."""
     u = x[:, COLUMN["unavailable"] : COLUMN["unavailable"] + 1]
     return np.hstack([u, (1.0 - u) * x[:, _AVAILABLE_SIDE], u * x[:, _UNAVAILABLE_SIDE], logit(count_probabilities)])
+
+
+@dataclass(frozen=True, slots=True)
+class _Served:
+    """The risk the last observed tick predicted for its rows.
+
+    Nothing learns between an observation and the decision that follows it at the same time, so a
+    prediction for those rows at that time is this one: the decision reads it instead of recomputing
+    every component. Any new observation replaces it (the model may have learned).
+    """
+
+    at_s: float = math.nan
+    rows: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
+    risk: FloatArray = field(default_factory=lambda: np.zeros(0))
+
+    def lookup(self, now_s: float, rows: IntArray) -> FloatArray | None:
+        """The served risk of ``rows`` at ``now_s``, or None unless every row was served then."""
+        if now_s != self.at_s or not rows.size:
+            return None
+        if rows.size == self.rows.size and np.array_equal(rows, self.rows):
+            return self.risk.copy()
+        if rows.min() < 0:
+            return None
+        position = np.full(int(max(rows.max(), self.rows.max(initial=0))) + 1, -1, dtype=np.intp)
+        position[self.rows] = np.arange(self.rows.size)
+        at = position[rows]
+        if at.min() < 0:
+            return None
+        out: FloatArray = self.risk[at]
+        return out
 
 
 class RiskModel:
@@ -110,6 +143,7 @@ class RiskModel:
         self.labels_learned = 0
         self.last_now_s: float | None = None
         self._since_threshold = 0
+        self._served = _Served()
         self._grow(1)  # arrays are never empty, so an unknown pool reads the shared prior
 
     # ---- the batch path (arrays over pools) -------------------------------------------------------
@@ -146,6 +180,7 @@ class RiskModel:
         if self.last_now_s is not None and now_s < self.last_now_s:
             raise ValueError(f"time went backwards: now_s={now_s} after {self.last_now_s}")
         self.last_now_s = now_s
+        self._served = _Served()  # the model changes below; nothing served before stands
         fs = self.features
         before = self.queue.mature(now_s, fs.cum_unavailable, fs.cum_observed, inclusive=False)
         if before is not None:
@@ -156,6 +191,7 @@ class RiskModel:
             self._learn(after, now_s)
         x = fs.matrix(now_s, rows)
         comp = self.components_many(rows, x)
+        self._served = _Served(now_s, rows.copy(), comp[:, -1].copy())
         self.queue.push(
             Pending(
                 now_s,
@@ -171,6 +207,9 @@ class RiskModel:
 
     def predict_rows(self, now_s: float, rows: IntArray) -> FloatArray:
         """Risk for rows (-1 = a pool never seen: the shared prior's view of a fresh, available pool)."""
+        served = self._served.lookup(now_s, rows)
+        if served is not None:
+            return served
         known = rows >= 0
         x = np.zeros((rows.size, len(FEATURES)))
         x[:, COLUMN["log_age"]] = np.log(AGE_OFFSET_H)
@@ -241,6 +280,15 @@ class RiskModel:
         return self.predict_rows(float(now_s), self.rows_of(pool_keys, add=False))
 
     # ---- checkpoints ------------------------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_served", None)  # a cache, not state: checkpoints stay as they were without it
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._served = _Served()
 
     def snapshot(self) -> bytes:
         """A versioned pickle of the whole model (features, pending labels, learners)."""
