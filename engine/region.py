@@ -14,7 +14,7 @@ import pickle
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import numpy as np
 
@@ -60,6 +60,26 @@ class PoolState:
     capacity_score: float = 1.0  # time-weighted recent availability share
 
 
+@dataclass(frozen=True, slots=True)
+class PoolOrder:
+    """The pools in column order with what every tick reads of them, rebuilt only when a pool is added
+    (pools are never removed), so a tick neither re-derives keys nor hashes every pool again."""
+
+    states: tuple[PoolState, ...]
+    pools: tuple[Pool, ...]
+    keys: tuple[str, ...]
+    column: dict[Pool, int]
+
+    @classmethod
+    def of(cls, pools: Mapping[Pool, PoolState]) -> PoolOrder:
+        states = tuple(pools.values())
+        return cls(states, tuple(s.pool for s in states), tuple(s.pool.key for s in states),
+                   {s.pool: i for i, s in enumerate(states)})
+
+
+_POINT_TYPES = (PricePoint, AvailabilityPoint)
+
+
 @dataclass(slots=True)
 class InstanceState:
     instance: Instance
@@ -81,10 +101,18 @@ class RegionEngine:
     instances: dict[str, InstanceState] = field(default_factory=dict)
     replacements: dict[str, deque[float]] = field(default_factory=dict)  # fleet -> voluntary move times
     last_observed_s: float = -math.inf
+    _order: PoolOrder | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def params(self) -> PolicyParams:
         return self.policy.params
+
+    def pool_order(self) -> PoolOrder:
+        """The pools in column order (a cache of ``pools``, which only ever grows)."""
+        order = self._order
+        if order is None or len(order.states) != len(self.pools):
+            order = self._order = PoolOrder.of(self.pools)
+        return order
 
     # -- pools and fleet -------------------------------------------------------------------------------
     def add_pool(self, pool: Pool, on_demand_usd_per_hour: float) -> None:
@@ -110,8 +138,37 @@ class RegionEngine:
     # -- observations ----------------------------------------------------------------------------------
     def validate(self, prices: Sequence[PricePoint], availability: Sequence[AvailabilityPoint],
                   now_s: float) -> None:
+        self._resolve(prices, availability, now_s)
+
+    def _resolve(self, prices: Sequence[PricePoint], availability: Sequence[AvailabilityPoint],
+                 now_s: float) -> tuple[list[PoolState], list[PoolState]]:
+        """Validate a batch and look up the state of each point's pool (each pool hashed once).
+
+        The loop only tests; a batch that fails is walked again by :meth:`_reject` to name the entry.
+        """
         if not math.isfinite(now_s):
             raise BatchRejected(f"now_s must be a finite time, got {now_s!r}")
+        get, finite = self.pools.get, math.isfinite
+        resolved: list[list[PoolState]] = []
+        for points in (prices, availability):
+            states = []
+            for point in points:
+                if not isinstance(point, _POINT_TYPES):
+                    self._reject(prices, availability, now_s)
+                state = get(point.pool)
+                ts = point.timestamp_s
+                if state is None or not (finite(ts) and ts <= now_s) or (
+                    isinstance(point, PricePoint)
+                    and not (finite(point.price_usd_per_hour) and point.price_usd_per_hour >= 0)
+                ):
+                    self._reject(prices, availability, now_s)
+                states.append(state)
+            resolved.append(states)
+        return resolved[0], resolved[1]
+
+    def _reject(self, prices: Sequence[PricePoint], availability: Sequence[AvailabilityPoint],
+                now_s: float) -> NoReturn:
+        """Raise BatchRejected naming the first bad entry and field of a batch known to be bad."""
         for kind, points in (("prices", prices), ("availability", availability)):
             for i, point in enumerate(points):
                 where = f"{kind}[{i}]"
@@ -129,6 +186,7 @@ class RegionEngine:
                     raise BatchRejected(
                         f"{where}: field 'price_usd_per_hour': {point.price_usd_per_hour!r} is not a price"
                     )
+        raise AssertionError("_reject called on a valid batch")
 
     def observe(self, prices: Sequence[PricePoint], availability: Sequence[AvailabilityPoint],
                 now_s: float) -> list[str]:
@@ -136,37 +194,36 @@ class RegionEngine:
 
         The whole batch is validated before anything changes: a bad entry rejects all of it.
         """
-        self.validate(prices, availability, now_s)
-        for price in sorted(prices, key=lambda p: p.timestamp_s):
-            priced = self.pools[price.pool]
+        price_states, availability_states = self._resolve(prices, availability, now_s)
+        # Per pool the newest point wins, the later one on a tie; one pass in batch order does exactly
+        # that (a point is taken when it is not older than what the pool holds), with no sort.
+        for price, priced in zip(prices, price_states, strict=True):
             if not price.timestamp_s < priced.price_at_s:  # NaN-safe "not older"
                 priced.price_usd_per_hour = price.price_usd_per_hour
                 priced.price_at_s = price.timestamp_s
-        dt = 0.0 if not math.isfinite(self.last_observed_s) else max(0.0, now_s - self.last_observed_s)
-        decay = math.exp(-dt / self.capacity_window_s)
-        newest: dict[Pool, AvailabilityPoint] = {}
-        for point in availability:
-            if point.pool not in newest or point.timestamp_s >= newest[point.pool].timestamp_s:
-                newest[point.pool] = point
-        for pool, point in newest.items():
-            probed = self.pools[pool]
+        for point, probed in zip(availability, availability_states, strict=True):
             if not point.timestamp_s < probed.availability_at_s:
                 probed.available = point.available
                 probed.availability_at_s = point.timestamp_s
-        for pool_state in self.pools.values():
+        dt = 0.0 if not math.isfinite(self.last_observed_s) else max(0.0, now_s - self.last_observed_s)
+        decay = math.exp(-dt / self.capacity_window_s)
+        order = self.pool_order()
+        for pool_state in order.states:
             pool_state.capacity_score = decay * pool_state.capacity_score + (1 - decay) * float(pool_state.available)
         self.last_observed_s = max(self.last_observed_s, now_s)
 
         # The risk model learns from the state of every pool at every tick, changed or not.
-        if self.risk_model is not None and self.pools:
+        if self.risk_model is not None and order.states:
             extras = {
-                s.pool.key: {"price_ratio": s.price_usd_per_hour / s.on_demand_usd_per_hour}
-                for s in self.pools.values() if math.isfinite(s.price_usd_per_hour)
+                key: {"price_ratio": s.price_usd_per_hour / s.on_demand_usd_per_hour}
+                for key, s in zip(order.keys, order.states, strict=True) if math.isfinite(s.price_usd_per_hour)
             }
-            self.risk_model.observe(now_s, {s.pool.key: s.available for s in self.pools.values()}, extras)
+            self.risk_model.observe(now_s, dict(zip(order.keys, [s.available for s in order.states], strict=True)),
+                                    extras)
         if self.price_model is not None and prices:
             self.price_model.observe(now_s, {
-                s.pool.key: s.price_usd_per_hour for s in self.pools.values() if math.isfinite(s.price_usd_per_hour)
+                key: s.price_usd_per_hour
+                for key, s in zip(order.keys, order.states, strict=True) if math.isfinite(s.price_usd_per_hour)
             })
 
         interrupted = []
@@ -180,8 +237,8 @@ class RegionEngine:
     # -- decisions -------------------------------------------------------------------------------------
     def market_view(self, now_s: float) -> MarketView:
         """The pools as the policy sees them: predicted price, risk, availability, capacity."""
-        states = list(self.pools.values())
-        keys = [s.pool.key for s in states]
+        order = self.pool_order()
+        states, keys = order.states, order.keys
         price = np.array([s.price_usd_per_hour for s in states], dtype=np.float64)
         if self.price_model is not None and keys:
             horizon_s = max(3600.0, self.params.risk_horizon_s)
@@ -191,10 +248,12 @@ class RegionEngine:
             risk = np.asarray(self.risk_model.predict(now_s, keys), dtype=np.float64)
         else:
             risk = np.array([0.0 if s.available else 1.0 for s in states])
+        if not np.isfinite(risk).all():
+            risk = np.nan_to_num(risk, nan=0.5)
         return MarketView(
-            pools=tuple(s.pool for s in states),
+            pools=order.pools,
             spot_price=price[None, :],
-            risk=np.nan_to_num(risk, nan=0.5)[None, :],
+            risk=risk[None, :],
             available=np.array([s.available for s in states], dtype=bool)[None, :],
             capacity_score=np.array([s.capacity_score for s in states])[None, :],
             on_demand_price=np.array([s.on_demand_usd_per_hour for s in states]),
@@ -208,14 +267,21 @@ class RegionEngine:
 
     def fleet_view(self, market: MarketView, now_s: float) -> tuple[FleetView, list[InstanceState]]:
         states = sorted(self.instances.values(), key=lambda s: s.instance.instance_id)
-        col = {pool: i for i, pool in enumerate(market.pools)}
+        order = self.pool_order()
+        col = order.column if market.pools is order.pools else {pool: i for i, pool in enumerate(market.pools)}
         fleets = sorted({s.instance.fleet for s in states})
         fleet_idx = {f: i for i, f in enumerate(fleets)}
         compatible = np.zeros((len(states), len(market.pools)), dtype=bool)
         od_price = np.zeros(len(states))
+        pool_types = [p.instance_type for p in market.pools]
+        mask_of: dict[str, list[bool]] = {}  # instance type -> its compatible pools, once per type
         for i, s in enumerate(states):
-            allowed = set(self.compatible_types(s.instance.pool.instance_type))
-            compatible[i] = [p.instance_type in allowed for p in market.pools]
+            instance_type = s.instance.pool.instance_type
+            mask = mask_of.get(instance_type)
+            if mask is None:
+                allowed = set(self.compatible_types(instance_type))
+                mask = mask_of[instance_type] = [t in allowed for t in pool_types]
+            compatible[i] = mask
             od_price[i] = self.pools[s.instance.pool].on_demand_usd_per_hour
         view = FleetView(
             market_row=np.zeros(len(states), dtype=np.intp),
@@ -273,6 +339,7 @@ class RegionEngine:
         """Everything, models included, as a versioned pickle."""
         state = {name: getattr(self, name) for name in self.__slots__}
         state.pop("compatible_types")
+        state.pop("_order")  # derived from ``pools``
         return pickle.dumps({"version": SNAPSHOT_VERSION, "state": state})
 
     @classmethod

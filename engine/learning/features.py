@@ -89,6 +89,9 @@ class PoolIndex:
 
     def rows(self, keys: Sequence[str], add: bool) -> IntArray:
         """Row of each key; unknown keys get a new row when ``add`` else -1."""
+        found = [self.index.get(key) for key in keys]
+        if None not in found:  # the steady state: every pool known
+            return np.array(found, dtype=np.intp)
         out = np.empty(len(keys), dtype=np.intp)
         for i, key in enumerate(keys):
             row = self.index.get(key)

@@ -262,15 +262,19 @@ class RiskModel:
         keys = list(available)
         if not keys:
             return
-        rows = self.rows_of(keys)
-        if np.unique(rows).size != rows.size:
+        if len(set(keys)) != len(keys):
             raise ValueError("a pool appears twice in one tick")
+        rows = self.rows_of(keys)
         unavailable = np.array([0.0 if available[k] else 1.0 for k in keys])
         extra_arrays: dict[str, FloatArray] | None = None
         if extras:
-            extra_arrays = {
-                name: np.array([float(extras.get(k, {}).get(name, np.nan)) for k in keys]) for name in EXTRAS
-            }
+            columns: dict[str, list[float]] = {name: [math.nan] * len(keys) for name in EXTRAS}
+            for i, key in enumerate(keys):
+                for name, value in extras.get(key, {}).items():
+                    column = columns.get(name)
+                    if column is not None:
+                        column[i] = float(value)
+            extra_arrays = {name: np.array(column) for name, column in columns.items()}
         self.observe_rows(float(now_s), rows, unavailable, extra_arrays)
 
     def predict(self, now_s: float, pool_keys: Sequence[str]) -> FloatArray:

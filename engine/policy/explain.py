@@ -70,7 +70,8 @@ def explain(
     here = instance.pool
     current_col = n_pools if fleet.on_demand[i] else int(fleet.pool[i])
     target_col = n_pools if choice.target_on_demand[i] else int(choice.target_pool[i])
-    order = [int(c) for c in np.argsort(choice.rank[i], kind="stable") if math.isfinite(choice.rank[i, c])]
+    ranked = np.argsort(choice.rank[i], kind="stable")
+    order: list[int] = ranked[np.isfinite(choice.rank[i, ranked])].tolist()
     shown = list(dict.fromkeys([*order[:TOP_CANDIDATES], current_col, target_col, n_pools]))
     by_col = {c: _candidate(c, row, i, choice, market, fleet, here) for c in shown}
     # Only real candidates are listed (a pool that was taken back is not one); JSON has no inf or NaN.
