@@ -35,6 +35,7 @@ import numpy as np
 import websockets
 
 from actors.feeds.schedule import spread_offsets
+from actors.remote import settle_process_gc
 from actors.store.testing import scratch_database
 from actors.wire import pack_ticks
 from api.app import create_app
@@ -109,6 +110,7 @@ async def run(server: LiveServer, seconds: int, synchronized: bool, accounts: in
               regions: tuple[str, ...]) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     key, streams = await setup(server, rng, accounts, regions)
+    settle_process_gc()  # as `serve` does once the server is up
     by_key = {s.key: s for s in streams}
     # As the feeds schedule them: each account-region at its own phase of the second (synchronized: all
     # at the same instant, the worst case a host can be given).

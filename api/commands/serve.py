@@ -58,6 +58,9 @@ def register(app: typer.Typer) -> None:
         console.print(f"  live       ws://{settings.host}:{settings.port}/ws")
 
         def banner(runtime: Runtime) -> None:
+            from actors.remote import settle_process_gc
+
+            settle_process_gc()  # the server owns this process: see actors/remote.py
             if runtime.demo_api_key:
                 console.print(f"  tenant     {settings.demo_tenant!r}, API key (shown once, new at every start):")
                 console.print(f"             {runtime.demo_api_key}")
