@@ -18,6 +18,8 @@ AGE_BUCKETS = 11  # age/H + 1/32 in doublings from 1/32 up to >= 32 horizons
 SHARE_EDGES = np.array([0.02, 0.1, 0.3, 0.6])
 RUN_EDGES = np.array([-1.5, -0.5, 0.5, 1.5])
 CHANGE_EDGES = np.log1p(np.array([0.5, 2.0, 6.0]))
+_LOG_AGE_OFFSET = np.log(AGE_OFFSET_H)
+_LOG_2 = np.log(2.0)
 
 
 def age_bucket(log_age: FloatArray) -> IntArray:
@@ -26,8 +28,8 @@ def age_bucket(log_age: FloatArray) -> IntArray:
     >>> age_bucket(np.log(np.array([1 / 32, 1.0, 1000.0]))).tolist()
     [0, 5, 10]
     """
-    raw = np.floor((log_age - np.log(AGE_OFFSET_H)) / np.log(2.0) + 1e-9)
-    out: IntArray = np.clip(raw, 0, AGE_BUCKETS - 1).astype(np.intp)
+    raw = np.floor((log_age - _LOG_AGE_OFFSET) / _LOG_2 + 1e-9)
+    out: IntArray = np.minimum(np.maximum(raw, 0), AGE_BUCKETS - 1).astype(np.intp)
     return out
 
 

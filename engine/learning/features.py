@@ -179,9 +179,8 @@ class FeatureState:
         dt = np.maximum(now_s - self.last_obs_s[rows], 0.0)
         prev = self.state[rows]
         # The state held since the last probe; decay towards it, then record the new state.
-        for k, window_h in enumerate(SHARE_WINDOWS_H):
-            a = np.exp(-dt / (window_h * h))
-            self.share[rows, k] = a * self.share[rows, k] + (1.0 - a) * prev
+        a = np.exp(-dt[:, None] / np.array([window_h * h for window_h in SHARE_WINDOWS_H]))
+        self.share[rows] = a * self.share[rows] + (1.0 - a) * prev[:, None]
         changed = prev != unavailable
         self.changes[rows] = self.changes[rows] * np.exp(-dt / (CHANGE_WINDOW_H * h)) + changed
         if changed.any():
@@ -245,7 +244,11 @@ class FeatureState:
         ratio = self.price_ratio[rows]
         known = np.isfinite(ratio)
         x[:, 11] = np.where(known, ratio, 0.0)
-        x[:, 12] = np.where(known, np.log(np.where(known, ratio, 1.0)) - np.nan_to_num(self.price_log_mean[rows]), 0.0)
-        x[:, 13] = np.nan_to_num(self.advisor_band[rows])
-        x[:, 14] = np.nan_to_num(self.placement_score[rows])
+        # These arrays hold finite values or NaN (unknown) only, so NaN -> 0 is all np.nan_to_num would do.
+        log_mean = self.price_log_mean[rows]
+        x[:, 12] = np.where(known, np.log(np.where(known, ratio, 1.0)) - np.where(np.isnan(log_mean), 0.0, log_mean),
+                            0.0)
+        advisor, placement = self.advisor_band[rows], self.placement_score[rows]
+        x[:, 13] = np.where(np.isnan(advisor), 0.0, advisor)
+        x[:, 14] = np.where(np.isnan(placement), 0.0, placement)
         return x

@@ -112,7 +112,7 @@ def shrink_toward(price: FloatArray, corrected: FloatArray, max_step: FloatArray
     array([1.05, 0.9 , 1.  ])
     """
     step = corrected - price
-    out: FloatArray = price + np.clip(step, -max_step, max_step)
+    out: FloatArray = price + np.minimum(np.maximum(step, -max_step), max_step)  # np.clip, without its overhead
     return out
 
 
@@ -123,6 +123,21 @@ def horizon_label(horizon_s: float) -> str:
     ('1h', '168h', '90s')
     """
     return f"{horizon_s / 3600.0:g}h" if horizon_s % 3600.0 == 0 else f"{horizon_s:g}s"
+
+
+_EYE2 = np.eye(2)
+
+
+def _unique(rows: IntArray) -> IntArray:
+    """The distinct rows (as np.unique); rows already strictly increasing, as a tick's usually are, as they are.
+
+    >>> _unique(np.array([3, 1, 3])).tolist(), _unique(np.array([1, 2, 5])).tolist()
+    ([1, 3], [1, 2, 5])
+    """
+    if rows.size < 2 or bool((rows[1:] > rows[:-1]).all()):
+        return rows
+    out: IntArray = np.unique(rows)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +188,7 @@ class _Horizon:
 
     def corrected(self, rows: IntArray, price: FloatArray, signal: FloatArray) -> FloatArray:
         ret = self.coef[rows, 0] + self.coef[rows, 1] * signal
-        out: FloatArray = price * np.exp(np.clip(ret, -1.0, 1.0))
+        out: FloatArray = price * np.exp(np.minimum(np.maximum(ret, -1.0), 1.0))
         return out
 
     def budget(self, rows: IntArray) -> FloatArray:
@@ -208,7 +223,7 @@ class _Horizon:
             np.add.at(self.n, r, 1.0)
             np.add.at(self.exposure, e.rows, -np.abs(e.served - e.last_price))
             np.add.at(self.evidence, r, e.weight[ok])
-            touched = np.unique(r)
+            touched = _unique(r)
             self.seed[touched] = np.maximum(
                 self.seed[touched], seed_allowance(self.abs_persistence[touched], self.n[touched])
             )
@@ -223,11 +238,11 @@ class _Horizon:
         design = np.stack([np.ones_like(signal), signal], axis=1)
         np.add.at(self.xx, rows, design[:, :, None] * design[:, None, :])
         np.add.at(self.xy, rows, design * ret[:, None])
-        touched = np.unique(rows)
+        touched = _unique(rows)
         # Ridge relative to each input's own scale (the signal is a log distance of order 1e-3, so an
         # absolute ridge would silence it) plus a floor: with little data the correction stays near zero.
         diagonal = np.diagonal(self.xx[touched], axis1=1, axis2=2)
-        ridge = (RIDGE + RIDGE * diagonal)[:, :, None] * np.eye(2)
+        ridge = (RIDGE + RIDGE * diagonal)[:, :, None] * _EYE2
         self.coef[touched] = np.linalg.solve(self.xx[touched] + ridge, self.xy[touched][:, :, None])[:, :, 0]
 
 
@@ -256,7 +271,10 @@ class PriceForecaster:
         return rows
 
     def _signal(self, state: _Horizon, rows: IntArray) -> FloatArray:
-        out: FloatArray = np.nan_to_num(np.log(self.last_price[rows]) - state.log_mean[rows])
+        # Prices are positive and finite, the mean is finite or NaN (no price yet): NaN -> 0 is all
+        # np.nan_to_num would do.
+        signal = np.log(self.last_price[rows]) - state.log_mean[rows]
+        out: FloatArray = np.where(np.isnan(signal), 0.0, signal)
         return out
 
     def observe_array(self, now_s: float, pool_keys: Sequence[str], prices: FloatArray) -> None:

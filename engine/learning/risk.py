@@ -47,17 +47,26 @@ IntArray = npt.NDArray[np.intp]
 COUNT_MODELS: tuple[str, ...] = ("counts_age", "counts_share", "counts_run", "counts_state")
 COMPONENTS: tuple[str, ...] = (*COUNT_MODELS, "logistic")
 
-_AVAILABLE_SIDE = tuple(COLUMN[n] for n in FEATURES if n != "unavailable")
-_UNAVAILABLE_SIDE = tuple(COLUMN[n] for n in ("log_age", "run_rel", "share_1h", "share_6h", "share_24h", "changes_24h"))
+_AVAILABLE_SIDE = [COLUMN[n] for n in FEATURES if n != "unavailable"]
+_UNAVAILABLE_SIDE = [COLUMN[n] for n in ("log_age", "run_rel", "share_1h", "share_6h", "share_24h", "changes_24h")]
 N_STACK_INPUTS = 1 + len(_AVAILABLE_SIDE) + len(_UNAVAILABLE_SIDE) + len(COUNT_MODELS)
 # The F1 threshold is re-chosen from matured predictions once per this many matured labels.
 THRESHOLD_REFRESH = 64
 
 
-def stack_inputs(x: FloatArray, count_probabilities: FloatArray) -> FloatArray:
-    """The logistic layer's inputs: each hazard feature split by the current state, plus count logits."""
+def stack_inputs(x: FloatArray, count_probabilities: FloatArray, count_logits: FloatArray | None = None
+                 ) -> FloatArray:
+    """The logistic layer's inputs: each hazard feature split by the current state, plus count logits
+    (``count_logits``, when the caller has them already, is ``logit(count_probabilities)``)."""
     u = x[:, COLUMN["unavailable"] : COLUMN["unavailable"] + 1]
-    return np.hstack([u, (1.0 - u) * x[:, _AVAILABLE_SIDE], u * x[:, _UNAVAILABLE_SIDE], logit(count_probabilities)])
+    out = np.empty((x.shape[0], N_STACK_INPUTS))
+    a, b = 1, 1 + len(_AVAILABLE_SIDE)
+    c = b + len(_UNAVAILABLE_SIDE)
+    out[:, :a] = u
+    np.multiply(1.0 - u, x[:, _AVAILABLE_SIDE], out=out[:, a:b])
+    np.multiply(u, x[:, _UNAVAILABLE_SIDE], out=out[:, b:c])
+    out[:, c:] = logit(count_probabilities) if count_logits is None else count_logits
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,11 +172,17 @@ class RiskModel:
 
     def components_many(self, rows: IntArray, x: FloatArray) -> FloatArray:
         """Each component's probability and, last, the mixture's: shape (n, len(COMPONENTS) + 1)."""
-        counts = np.column_stack([self.count_models[name].predict_many(rows, x) for name in COUNT_MODELS])
-        stacked = self.logistic.predict_many(stack_inputs(x, counts), logit(counts).mean(axis=1))
-        comp = np.column_stack([counts, stacked])
-        final = self.mixture.predict_many(rows, comp)
-        return np.column_stack([comp, final])
+        counts = np.empty((rows.size, len(COUNT_MODELS)))
+        for j, name in enumerate(COUNT_MODELS):
+            counts[:, j] = self.count_models[name].predict_many(rows, x)
+        count_logits = logit(counts)
+        comp = np.empty((rows.size, len(COMPONENTS)))
+        comp[:, : len(COUNT_MODELS)] = counts
+        comp[:, -1] = self.logistic.predict_many(stack_inputs(x, counts, count_logits), count_logits.mean(axis=1))
+        out = np.empty((rows.size, len(COMPONENTS) + 1))
+        out[:, :-1] = comp
+        out[:, -1] = self.mixture.predict_many(rows, comp)
+        return out
 
     def observe_rows(
         self,
@@ -223,7 +238,8 @@ class RiskModel:
         for model in self.count_models.values():
             model.learn_many(batch, now_s)
         counts = batch.components[:, : len(COUNT_MODELS)]
-        self.logistic.learn_many(stack_inputs(batch.x, counts), batch.y, logit(counts).mean(axis=1))
+        count_logits = logit(counts)
+        self.logistic.learn_many(stack_inputs(batch.x, counts, count_logits), batch.y, count_logits.mean(axis=1))
         comp = batch.components[:, : len(COMPONENTS)]
         self.mixture.learn_many(batch.rows, comp, batch.y, batch.weight, now_s)
         final = batch.components[:, -1]

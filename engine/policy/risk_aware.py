@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from engine.policy.base import FleetView, FloatArray, MarketView, expected_cost_matrix
+from engine.policy.base import Choice, FleetView, FloatArray, MarketView, expected_cost_matrix
+from engine.policy.rules import apply_rules
 from engine.policy.strategy import RankingStrategy
 
 
@@ -20,3 +21,8 @@ class RiskAware(RankingStrategy):
 
     def rank(self, market: MarketView, fleet: FleetView) -> FloatArray:
         return expected_cost_matrix(market, fleet, self.params)
+
+    def decide(self, market: MarketView, fleet: FleetView, now_s: float) -> Choice:
+        # The ranking is the expected cost the shared rules weigh too: computed once, handed over as both.
+        cost = self.rank(market, fleet)
+        return apply_rules(market, fleet, self.params, cost, proactive=self.proactive, now_s=now_s, cost=cost)

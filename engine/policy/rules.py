@@ -56,6 +56,18 @@ def occupancy(fleet: FleetView, n_pools: int) -> IntArray:
     return counts
 
 
+def _finite_or(values: FloatArray, *, nan: float, posinf: float, neginf: float) -> FloatArray:
+    """``np.nan_to_num`` with these replacements, skipping its cost when every value is finite already.
+
+    >>> _finite_or(np.array([1.0, np.nan, np.inf]), nan=0.0, posinf=9.0, neginf=-9.0).tolist()
+    [1.0, 0.0, 9.0]
+    """
+    if np.isfinite(values).all():
+        return values
+    out: FloatArray = np.nan_to_num(values, nan=nan, posinf=posinf, neginf=neginf)
+    return out
+
+
 def _rank_within_fleet(fleet_ids: IntArray, priority: FloatArray) -> IntArray:
     """0-based position of each entry within its fleet, highest priority first."""
     order = np.lexsort((-priority, fleet_ids))
@@ -120,10 +132,16 @@ def apply_rules(
     *,
     proactive: bool,
     now_s: float,
+    cost: FloatArray | None = None,
 ) -> Choice:
-    """Turn a strategy's ``rank`` (N, P + 1; lower is better; inf = not a candidate) into a Choice."""
+    """Turn a strategy's ``rank`` (N, P + 1; lower is better; inf = not a candidate) into a Choice.
+
+    ``cost`` is :func:`expected_cost_matrix` of the same inputs when the caller has it already (a strategy
+    that ranks by it); neither it nor ``rank`` is modified.
+    """
     n, n_pools = fleet.n_instances, market.n_pools
-    cost = expected_cost_matrix(market, fleet, params)
+    if cost is None:
+        cost = expected_cost_matrix(market, fleet, params)
     usable = np.isfinite(cost) & np.isfinite(rank)
     idx = np.arange(n)
     homeless = (fleet.pool < 0) & ~fleet.on_demand  # a new instance: nowhere to leave, anything beats it
@@ -194,7 +212,7 @@ def apply_rules(
         housed = movers[~homeless[movers]]
         allowed[housed, current_col[housed]] = False
         priority = np.where(group, current_cost - np.min(np.where(allowed, cost, np.inf), axis=1), 0.0)
-        priority = np.nan_to_num(priority, nan=0.0, posinf=1e12, neginf=-1e12)
+        priority = _finite_or(priority, nan=0.0, posinf=1e12, neginf=-1e12)
         if group is forced:
             priority = priority + 1e12  # interrupted instances outrank everything
         chosen, spread_hit = _place(movers, rank, allowed, fleet, priority, free)
@@ -220,7 +238,7 @@ def apply_rules(
     target_on_demand = target_col == n_pools
     target_pool = np.where(target_on_demand, fleet.pool, target_col).astype(np.intp)  # -1: homeless on demand
     saving = np.where(moved, current_cost - cost[idx, np.maximum(target_col, 0)], 0.0)
-    saving = np.nan_to_num(saving, nan=0.0, posinf=0.0, neginf=0.0)
+    saving = _finite_or(saving, nan=0.0, posinf=0.0, neginf=0.0)
     return Choice(
         target_pool=target_pool,
         target_on_demand=target_on_demand,
