@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy.ext.asyncio import AsyncConnection
 from test_store_codec import T0_S, every_kind_of_decision, make_decision, make_instance
 
 from actors.store import MAX_PAGE, DecisionRecord, Store, decision_to_json
@@ -283,6 +286,116 @@ async def test_a_batch_repeating_a_seq_or_malformed_is_rejected_whole(store: Sto
     with pytest.raises(InvalidRecordError, match=r"batch\[0\]: must be a \(seq, Decision\) pair"):
         await store.save_decisions(ACCOUNT, REGION, [(1,)])  # type: ignore[list-item]
     assert await store.max_decision_seq(ACCOUNT, REGION) == 0
+
+
+# --- the decisions writer (one hop per batch: actors/store/writer.py) ----------------------------------
+
+
+async def test_concurrent_saves_through_one_store_and_through_two_are_each_stored_once(
+    store: Store, store_url: str
+) -> None:
+    other = await Store.open(store_url, migrate=False)  # as a second process writing the same database
+    try:
+        batch = timeline(12)
+        halves = [batch[k : k + 2] for k in range(0, 12, 2)]
+        await asyncio.gather(*(s.save_decisions(ACCOUNT, REGION, h) for h in halves for s in (store, other, store)))
+    finally:
+        await other.close()
+    records = await store.decisions_after(ACCOUNT, REGION, 0)
+    assert [(r.seq, r.decision) for r in records] == batch
+
+
+async def test_a_save_the_database_refuses_is_database_unavailable_naming_it(store: Store) -> None:
+    await store.save_decisions(ACCOUNT, REGION, timeline(1))
+    async with store.engine.begin() as conn:
+        await conn.execute(sa.text("DROP TABLE decisions"))
+    with pytest.raises(DatabaseUnavailableError, match=r"cannot save decisions to .*decisions"):
+        await store.save_decisions(ACCOUNT, REGION, timeline(2)[1:])
+
+
+async def test_sqlite_a_save_waits_for_another_writer_and_one_cancelled_meanwhile_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "spot.db"
+    store = await Store.open(f"sqlite+aiosqlite:///{path}")
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        cancelled = asyncio.create_task(store.save_decisions(ACCOUNT, REGION, timeline(1)))
+        waiting = asyncio.create_task(store.save_decisions(ACCOUNT, REGION, timeline(3)[1:]))
+        await asyncio.sleep(0.2)
+        assert not cancelled.done()
+        assert not waiting.done()  # waiting for the lock (busy_timeout), not failing
+        cancelled.cancel()
+        await asyncio.sleep(0.05)
+        other.execute("COMMIT")
+        await waiting
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        assert seqs(await store.decisions_after(ACCOUNT, REGION, 0)) == [2, 3]
+    finally:
+        other.close()
+        await store.close()
+
+
+async def _wait_for_blocked_writer(lock: AsyncConnection, *, other_than: int | None = None) -> int:
+    for _ in range(1000):
+        query = sa.text("SELECT pid FROM pg_locks WHERE relation = 'decisions'::regclass AND NOT granted")
+        pids = [pid for pid in (await lock.execute(query)).scalars() if pid != other_than]
+        if pids:
+            return int(pids[0])
+        await asyncio.sleep(0.01)
+    raise AssertionError("no writer came to wait for the decisions table")
+
+
+async def _wait_until_no_writer_is_blocked(lock: AsyncConnection) -> None:
+    for _ in range(1000):
+        query = sa.text("SELECT count(*) FROM pg_locks WHERE relation = 'decisions'::regclass AND NOT granted")
+        if (await lock.execute(query)).scalar_one() == 0:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("a writer still waits for the decisions table")
+
+
+@pytest.mark.postgres
+async def test_postgres_a_save_cancelled_while_blocked_writes_nothing(postgres_url: str) -> None:
+    async with scratch_database(postgres_url) as url:
+        store = await Store.open(url)
+        try:
+            await store.save_decisions(ACCOUNT, REGION, timeline(1))
+            async with store.engine.connect() as lock:
+                await lock.execute(sa.text("LOCK TABLE decisions IN EXCLUSIVE MODE"))
+                cancelled = asyncio.create_task(store.save_decisions(ACCOUNT, REGION, timeline(2)[1:]))
+                await _wait_for_blocked_writer(lock)
+                cancelled.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await cancelled
+                await _wait_until_no_writer_is_blocked(lock)  # the server has cancelled the insert
+                await lock.rollback()
+            await store.save_decisions(ACCOUNT, REGION, timeline(3)[2:])
+            assert seqs(await store.decisions_after(ACCOUNT, REGION, 0)) == [1, 3]
+        finally:
+            await store.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_a_save_whose_connection_the_server_kills_is_retried_on_a_new_one(postgres_url: str) -> None:
+    async with scratch_database(postgres_url) as url:
+        store = await Store.open(url)
+        try:
+            await store.save_decisions(ACCOUNT, REGION, timeline(1))
+            async with store.engine.connect() as lock:
+                await lock.execute(sa.text("LOCK TABLE decisions IN EXCLUSIVE MODE"))
+                saving = asyncio.create_task(store.save_decisions(ACCOUNT, REGION, timeline(2)[1:]))
+                killed = await _wait_for_blocked_writer(lock)
+                await lock.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": killed})
+                await _wait_for_blocked_writer(lock, other_than=killed)  # the retry, on a fresh connection
+                await lock.rollback()
+            await saving
+            await store.save_decisions(ACCOUNT, REGION, timeline(3)[2:])
+            assert seqs(await store.decisions_after(ACCOUNT, REGION, 0)) == [1, 2, 3]
+        finally:
+            await store.close()
 
 
 # --- instances ----------------------------------------------------------------------------------------

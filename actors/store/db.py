@@ -130,18 +130,24 @@ def _enable_wal(cursor: Any) -> None:
             time.sleep(0.01)
 
 
+def configure_sqlite_connection(dbapi_connection: Any) -> None:
+    """The settings of every SQLite connection we open: the engine's pooled ones and the decisions writer's
+    own stdlib connection (``actors.store.writer``), so both behave alike (see the module docstring)."""
+    dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        _enable_wal(cursor)
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")  # durable across app crashes; WAL makes it safe
+    finally:
+        cursor.close()
+
+
 def _install_sqlite_hooks(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, see the module docstring
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            _enable_wal(cursor)
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA synchronous=NORMAL")  # durable across app crashes; WAL makes it safe
-        finally:
-            cursor.close()
+        configure_sqlite_connection(dbapi_connection)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:

@@ -4,7 +4,8 @@ Writes come in batches, one transaction each, never one per event: an actor coll
 and saves them together. Every batch is validated whole by the codec before the transaction starts, so a
 bad item rejects the batch and leaves earlier batches untouched. Saving is idempotent by (account,
 region, seq) — ``INSERT ... ON CONFLICT DO NOTHING`` — so an actor may retry a batch after a timeout;
-the first write of a seq wins.
+the first write of a seq wins. Decisions are written by :mod:`actors.store.writer` in one hop to the
+driver per batch, because that write is on the path of every decision to a dashboard.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from actors.store import codec, db
+from actors.store import codec, db, writer
 from actors.store.codec import DecisionRecord
 from actors.store.errors import DatabaseUnavailableError, InvalidRecordError
 from actors.store.migrate import current_revision, head_revision, upgrade
@@ -37,6 +38,7 @@ class Store:
         """Wrap an engine that is already at the head revision; prefer :meth:`open`."""
         self._engine = engine
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._decisions = writer.decision_writer(engine)
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:
@@ -74,8 +76,11 @@ class Store:
         return self._engine
 
     async def close(self) -> None:
-        """Release every pooled connection."""
-        await self._engine.dispose()
+        """Release the decisions writer's connection and every pooled one."""
+        try:
+            await self._decisions.close()
+        finally:
+            await self._engine.dispose()
 
     async def ping(self) -> bool:
         """True when a trivial query answers within PING_TIMEOUT_S (for /readyz)."""
@@ -104,11 +109,8 @@ class Store:
                 raise InvalidRecordError(f"batch[{i}].seq", f"seq {row['seq']} appears twice in the batch")
             seen.add(row["seq"])
             rows.append(row)
-        if not rows:
-            return
-        statement = self._insert(DECISIONS).on_conflict_do_nothing(index_elements=["account", "region", "seq"])
-        async with self._engine.begin() as conn:
-            await conn.execute(statement, rows)
+        if rows:
+            await self._decisions.write(rows)
 
     async def list_decisions(
         self,
