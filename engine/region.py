@@ -31,10 +31,14 @@ class BatchRejected(ValueError):
 
 
 class RiskEstimator(Protocol):
-    """What the engine needs of an online interruption-risk model (engine.learning.risk.RiskModel)."""
+    """What the engine needs of an online interruption-risk model (engine.learning.risk.RiskModel).
 
-    def observe(self, now_s: float, available: Mapping[str, bool],
-                extras: Mapping[str, Mapping[str, float]] | None = None) -> None: ...
+    A tick goes in as arrays over pool keys: the engine keeps its pools in a fixed order, so it hands
+    the same key tuple every tick and builds no per-pool mappings.
+    """
+
+    def observe_keys(self, now_s: float, pool_keys: Sequence[str], unavailable: Any,
+                     extras: Mapping[str, Any] | None = None) -> None: ...
 
     def predict(self, now_s: float, pool_keys: Sequence[str]) -> Any: ...
 
@@ -42,7 +46,7 @@ class RiskEstimator(Protocol):
 class PriceEstimator(Protocol):
     """What the engine needs of an online price forecaster (engine.learning.price.PriceForecaster)."""
 
-    def observe(self, now_s: float, prices: Mapping[str, float]) -> None: ...
+    def observe_array(self, now_s: float, pool_keys: Sequence[str], prices: Any) -> None: ...
 
     def predict(self, now_s: float, pool_keys: Sequence[str], horizon_s: float) -> Any: ...
 
@@ -213,18 +217,19 @@ class RegionEngine:
         self.last_observed_s = max(self.last_observed_s, now_s)
 
         # The risk model learns from the state of every pool at every tick, changed or not.
-        if self.risk_model is not None and order.states:
-            extras = {
-                key: {"price_ratio": s.price_usd_per_hour / s.on_demand_usd_per_hour}
-                for key, s in zip(order.keys, order.states, strict=True) if math.isfinite(s.price_usd_per_hour)
-            }
-            self.risk_model.observe(now_s, dict(zip(order.keys, [s.available for s in order.states], strict=True)),
-                                    extras)
+        states, keys = order.states, order.keys
+        spot_price = np.array([s.price_usd_per_hour for s in states], dtype=np.float64)  # NaN: never priced
+        if self.risk_model is not None and states:
+            unavailable = np.array([0.0 if s.available else 1.0 for s in states])
+            on_demand = np.array([s.on_demand_usd_per_hour for s in states], dtype=np.float64)
+            self.risk_model.observe_keys(now_s, keys, unavailable, {"price_ratio": spot_price / on_demand})
         if self.price_model is not None and prices:
-            self.price_model.observe(now_s, {
-                key: s.price_usd_per_hour
-                for key, s in zip(order.keys, order.states, strict=True) if math.isfinite(s.price_usd_per_hour)
-            })
+            finite = np.isfinite(spot_price)
+            if finite.all():
+                self.price_model.observe_array(float(now_s), keys, spot_price)
+            elif finite.any():
+                priced_keys = [k for k, p in zip(keys, finite, strict=True) if p]
+                self.price_model.observe_array(float(now_s), priced_keys, spot_price[finite])
 
         interrupted = []
         for instance_id, tracked in self.instances.items():

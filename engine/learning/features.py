@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -81,17 +82,33 @@ def calendar_features(now_s: float) -> tuple[float, float, float, float]:
 class PoolIndex:
     """Stable pool key -> row number, growing as new pools appear."""
 
-    __slots__ = ("index", "keys")
+    __slots__ = ("_last", "index", "keys")
 
     def __init__(self) -> None:
         self.keys: list[str] = []
         self.index: dict[str, int] = {}
+        # The rows of the last tuple of keys that were all known: a live engine asks with the same tuple
+        # every tick, and a known key's row never changes.
+        self._last: tuple[tuple[str, ...], IntArray] | None = None
+
+    def __getstate__(self) -> tuple[None, dict[str, Any]]:
+        return None, {"index": self.index, "keys": self.keys}  # the default layout, without the memo
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        self.index, self.keys = state[1]["index"], state[1]["keys"]
+        self._last = None
 
     def rows(self, keys: Sequence[str], add: bool) -> IntArray:
         """Row of each key; unknown keys get a new row when ``add`` else -1."""
+        last = self._last
+        if last is not None and keys is last[0]:
+            return last[1].copy()
         found = [self.index.get(key) for key in keys]
         if None not in found:  # the steady state: every pool known
-            return np.array(found, dtype=np.intp)
+            rows = np.array(found, dtype=np.intp)
+            if isinstance(keys, tuple):  # immutable, so the same object means the same keys
+                self._last = (keys, rows.copy())
+            return rows
         out = np.empty(len(keys), dtype=np.intp)
         for i, key in enumerate(keys):
             row = self.index.get(key)

@@ -284,7 +284,7 @@ class PriceForecaster:
         self.last_now_s = now_s
         values = np.asarray(prices, dtype=np.float64)
         ok = np.isfinite(values) & (values > 0)
-        rows = self._rows(list(pool_keys), add=True)[ok]
+        rows = self._rows(pool_keys, add=True)[ok]
         values = values[ok]
         for state in self._horizons.values():
             state.mature(now_s, self.last_price, inclusive=False)
@@ -313,7 +313,7 @@ class PriceForecaster:
         state = self._horizons.get(float(horizon_s))
         if state is None:
             raise ValueError(f"horizon_s={horizon_s} is not one of {self.horizons_s}")
-        rows = self._rows(list(pool_keys), add=False)
+        rows = self._rows(pool_keys, add=False)
         out = np.full(rows.size, np.nan)
         known = rows >= 0
         out[known] = state.served_now[rows[known]]

@@ -276,11 +276,6 @@ class RiskModel:
         """One tick of probes: ``available[pool_key]``; ``extras[pool_key]`` may carry live features
         (``price_ratio``, ``advisor_band``, ``placement_score``); unknown names are ignored."""
         keys = list(available)
-        if not keys:
-            return
-        if len(set(keys)) != len(keys):
-            raise ValueError("a pool appears twice in one tick")
-        rows = self.rows_of(keys)
         unavailable = np.array([0.0 if available[k] else 1.0 for k in keys])
         extra_arrays: dict[str, FloatArray] | None = None
         if extras:
@@ -291,7 +286,23 @@ class RiskModel:
                     if column is not None:
                         column[i] = float(value)
             extra_arrays = {name: np.array(column) for name, column in columns.items()}
-        self.observe_rows(float(now_s), rows, unavailable, extra_arrays)
+        self.observe_keys(now_s, keys, unavailable, extra_arrays)
+
+    def observe_keys(
+        self,
+        now_s: float,
+        pool_keys: Sequence[str],
+        unavailable: FloatArray,
+        extras: Mapping[str, FloatArray] | None = None,
+    ) -> None:
+        """One tick of probes as arrays over ``pool_keys`` (1.0 = unavailable); ``extras[name]`` holds a
+        live feature per pool (NaN when unknown), as in :meth:`observe`."""
+        if not pool_keys:
+            return
+        if len(set(pool_keys)) != len(pool_keys):
+            raise ValueError("a pool appears twice in one tick")
+        rows = self.rows_of(pool_keys)
+        self.observe_rows(float(now_s), rows, np.asarray(unavailable, dtype=np.float64), extras)
 
     def predict(self, now_s: float, pool_keys: Sequence[str]) -> FloatArray:
         """P(unavailable at some probe in (now, now + H]) per pool; unknown pools get the shared prior."""
