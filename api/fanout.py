@@ -125,6 +125,10 @@ class Client:
             self.failed = True
             self.ready.set()
             return
+        if getattr(waiting, "_asyncio_future_blocking", False):
+            # What a Task does with a future its coroutine yields: take it over. Left set, the sender's
+            # ``await`` of that same future fails with "await wasn't used with future".
+            waiting._asyncio_future_blocking = False
         self.busy = True
         self.suspended = (coro, waiting)
         self.ready.set()

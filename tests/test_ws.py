@@ -1,6 +1,6 @@
 """WebSocket ``/ws`` over a real socket: subscribe, resume without gap or duplicate, slow consumers,
-heartbeats, auth and tenant isolation. (The slow-consumer queue, overflow and resync positions are tested
-on plain objects in test_ws_fanout.py.) Decisions are written the way a region actor writes them (saved
+heartbeats, auth and tenant isolation. (The slow-consumer queue, overflow and resync positions are also
+tested on plain objects in test_ws_fanout.py.) Decisions are written the way a region actor writes them (saved
 in the store, then published on the stream host), so each test controls exactly what is in flight."""
 
 from __future__ import annotations
@@ -194,3 +194,50 @@ async def test_connections_without_valid_credentials_are_refused(server: LiveSer
         token = (await http.post("/api/v1/ws-tokens")).json()["token"]
     async with websockets.connect(f"{server.ws_url}?token={token}") as ws:
         await next_message(ws, "hello")
+
+
+@pytest.mark.slow
+async def test_a_client_that_stops_reading_gets_a_resync_and_resumes_with_nothing_lost(
+        server: LiveServer, tenant: tuple[str, str]) -> None:
+    """Over real sockets: one client stops reading, so its TCP buffers and then its bounded queue fill;
+    it is marked for ``resync`` while a client that keeps up gets every event and publishing never waits.
+    When it reads again it gets what was already in flight, then ``resync`` and a close (1013); resuming
+    from the resync positions replays exactly the rest."""
+    key, account = tenant
+    stream = stream_key(account, REGION)
+    fast = await connect(server, key)
+    slow = await websockets.connect(server.ws_url, additional_headers=bearer_headers(key), max_queue=1)
+    await next_message(slow, "hello")
+    for ws in (fast, slow):
+        await ws.send(json.dumps({"type": "subscribe", "account": account, "regions": [REGION]}))
+        await next_message(ws, "subscribed")
+
+    def overflowed() -> bool:
+        return any(client.overflowed for client in server.runtime.fanout.clients)
+
+    total, fast_seen = 0, []
+    while total < 20_000 and not overflowed():
+        await asyncio.to_thread(publish, server, account, range(total + 1, total + 501))
+        total += 500
+        fast_seen += await decisions(fast, 500)
+    assert overflowed(), "the slow client never overflowed"
+    assert fast_seen == list(range(1, total + 1))  # the fast client got everything, in order
+
+    slow_seen, resync = [], None
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        while True:
+            message = json.loads(await asyncio.wait_for(slow.recv(), 20))
+            if message["type"] == "decision":
+                slow_seen.append(message["seq"])
+            elif message["type"] == "resync":
+                resync = message
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+    assert resync is not None and slow_seen == list(range(1, len(slow_seen) + 1))
+    assert resync["resume"] == {stream: slow_seen[-1]}  # exactly what it received
+
+    again = await connect(server, key)
+    await again.send(json.dumps({"type": "resume", "streams": resync["resume"]}))
+    rest = await decisions(again, total - slow_seen[-1])
+    assert slow_seen + rest == list(range(1, total + 1))
+    for ws in (fast, again):
+        await ws.close()
