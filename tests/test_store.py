@@ -78,17 +78,19 @@ async def test_open_migrates_an_empty_database_to_head_with_tables_and_indexes(s
             tables, indexes, diff = await conn.run_sync(
                 lambda c: (
                     set(sa.inspect(c).get_table_names()),
-                    {i["name"] for i in sa.inspect(c).get_indexes("decisions")},
+                    {i["name"] for t in ("decisions", "stream_events") for i in sa.inspect(c).get_indexes(t)},
                     compare_metadata(MigrationContext.configure(c), METADATA),
                 )
             )
     finally:
         await engine.dispose()
-    assert tables >= {"decisions", "instances", "alembic_version"}
+    assert tables >= {"decisions", "stream_events", "instances", "alembic_version"}
     assert indexes >= {
         "ix_decisions_stream_instance_seq",
         "ix_decisions_stream_action_seq",
         "ix_decisions_stream_decided_at",
+        "ix_stream_events_stream_topic_at",
+        "ix_stream_events_topic_at",
     }
     assert diff == [], "the migrations and the SQLModel tables disagree"
 
@@ -309,7 +311,7 @@ async def test_a_save_the_database_refuses_is_database_unavailable_naming_it(sto
     await store.save_decisions(ACCOUNT, REGION, timeline(1))
     async with store.engine.begin() as conn:
         await conn.execute(sa.text("DROP TABLE decisions"))
-    with pytest.raises(DatabaseUnavailableError, match=r"cannot save decisions to .*decisions"):
+    with pytest.raises(DatabaseUnavailableError, match=r"cannot save a tick to .*decisions"):
         await store.save_decisions(ACCOUNT, REGION, timeline(2)[1:])
 
 

@@ -1,11 +1,12 @@
 """The Store: what region actors and the API read and write, one async method per question.
 
 Writes come in batches, one transaction each, never one per event: an actor collects a tick's decisions
-and saves them together. Every batch is validated whole by the codec before the transaction starts, so a
-bad item rejects the batch and leaves earlier batches untouched. Saving is idempotent by (account,
-region, seq) — ``INSERT ... ON CONFLICT DO NOTHING`` — so an actor may retry a batch after a timeout;
-the first write of a seq wins. Decisions are written by :mod:`actors.store.writer` in one hop to the
-driver per batch, because that write is on the path of every decision to a dashboard.
+and its other stream events (prices, instances, alerts) and saves them together with :meth:`Store.save_tick`.
+Every tick is validated whole before the transaction starts, so a bad item rejects the tick and leaves
+earlier ticks untouched. Saving is idempotent by (account, region, seq) for decisions and (account,
+region, topic, seq) for events — ``INSERT ... ON CONFLICT DO NOTHING`` — so an actor may retry a tick
+after a timeout; the first write of a seq wins. Ticks are written by :mod:`actors.store.writer` in one hop
+to the driver, because that write is on the path of every event to a dashboard.
 """
 
 from __future__ import annotations
@@ -21,14 +22,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from actors.store import codec, db, writer
 from actors.store.codec import DecisionRecord
+from actors.store.db import BEGIN_MODE_OPTION
 from actors.store.errors import DatabaseUnavailableError, InvalidRecordError
+from actors.store.events import DECISIONS_TOPIC, EVENT_TOPICS, StreamEvent, check_topic, event_from_row, event_to_row
 from actors.store.migrate import current_revision, head_revision, upgrade
-from actors.store.tables import DECISIONS, INSTANCES
+from actors.store.tables import ACCOUNT_MAX_LEN, DECISIONS, INSTANCES, REGION_MAX_LEN, STREAM_EVENTS
 from engine.types import Action, Decision, Instance
 
 MAX_PAGE = 1000  # list_decisions: a page for a person or a dashboard
-MAX_REPLAY = 10_000  # decisions_after: a catch-up chunk for a reconnecting client
+MAX_REPLAY = 10_000  # decisions_after, events_after, events_window: a catch-up chunk or a chart's window
 PING_TIMEOUT_S = 2.0
+# Retention deletes this many events per transaction: on SQLite every writer waits while one runs, and a
+# tick's write must not wait behind a whole day of prices.
+PRUNE_CHUNK = 500
 
 
 class Store:
@@ -38,7 +44,7 @@ class Store:
         """Wrap an engine that is already at the head revision; prefer :meth:`open`."""
         self._engine = engine
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-        self._decisions = writer.decision_writer(engine)
+        self._ticks = writer.tick_writer(engine)
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:
@@ -76,9 +82,9 @@ class Store:
         return self._engine
 
     async def close(self) -> None:
-        """Release the decisions writer's connection and every pooled one."""
+        """Release the tick writer's connection and every pooled one."""
         try:
-            await self._decisions.close()
+            await self._ticks.close()
         finally:
             await self._engine.dispose()
 
@@ -91,26 +97,34 @@ class Store:
             return False
         return True
 
-    # --- decisions -----------------------------------------------------------------------------------
+    # --- ticks: decisions and events, written together ----------------------------------------------
+
+    async def save_tick(
+        self,
+        account: str,
+        region: str,
+        decisions: Sequence[tuple[int, Decision]],
+        events: Sequence[StreamEvent],
+    ) -> None:
+        """Write a tick's (seq, decision) pairs and events in one transaction, or nothing.
+
+        Validated whole first: an InvalidRecordError names the item, e.g. ``decisions[1].decision.action``
+        or ``events[0].payload``. Idempotent: an already-stored (account, region, seq) decision or
+        (account, region, topic, seq) event is skipped, not an error (the first write wins). Nothing to
+        write: no transaction.
+        """
+        decision_rows = _decision_rows(account, region, decisions, "decisions")
+        event_rows = _event_rows(account, region, events)
+        if decision_rows or event_rows:
+            await self._ticks.write(decision_rows, event_rows)
 
     async def save_decisions(self, account: str, region: str, batch: Sequence[tuple[int, Decision]]) -> None:
-        """Write (seq, decision) pairs in one transaction; already-stored seqs are skipped, not errors."""
-        rows: list[dict[str, Any]] = []
-        seen: set[int] = set()
-        for i, item in enumerate(batch):
-            try:
-                seq, decision = item
-                row = codec.decision_to_row(account, region, seq, decision)
-            except InvalidRecordError as exc:
-                raise InvalidRecordError(f"batch[{i}].{exc.field}", exc.message) from None
-            except (TypeError, ValueError) as exc:
-                raise InvalidRecordError(f"batch[{i}]", f"must be a (seq, Decision) pair: {exc}") from None
-            if row["seq"] in seen:
-                raise InvalidRecordError(f"batch[{i}].seq", f"seq {row['seq']} appears twice in the batch")
-            seen.add(row["seq"])
-            rows.append(row)
+        """:meth:`save_tick` without events (errors name ``batch[i]``)."""
+        rows = _decision_rows(account, region, batch, "batch")
         if rows:
-            await self._decisions.write(rows)
+            await self._ticks.write(rows, [])
+
+    # --- decisions -----------------------------------------------------------------------------------
 
     async def list_decisions(
         self,
@@ -165,6 +179,95 @@ class Store:
         async with self._engine.connect() as conn:
             result = await conn.execute(query)
             return [codec.record_from_row(row) for row in result.mappings()]
+
+    # --- events --------------------------------------------------------------------------------------
+
+    async def events_after(
+        self, account: str, region: str, topic: str, after_seq: int, limit: int = MAX_REPLAY
+    ) -> list[StreamEvent]:
+        """Oldest first, every event of ``topic`` with seq > ``after_seq``: what a reconnecting client missed."""
+        _check_limit(limit, MAX_REPLAY)
+        c = STREAM_EVENTS.c
+        query = (
+            sa.select(c.topic, c.seq, c.at_s, c.payload)
+            .where(c.account == account, c.region == region, c.topic == _topic(topic),
+                   c.seq > _int(after_seq, "after_seq"))
+            .order_by(c.seq.asc())
+            .limit(limit)
+        )
+        return await self._events(query)
+
+    async def events_window(
+        self,
+        account: str,
+        region: str,
+        topic: str,
+        since_s: float | None,
+        until_s: float | None,
+        limit: int = 1000,
+    ) -> list[StreamEvent]:
+        """The newest ``limit`` events of ``topic`` with ``since_s <= at_s < until_s`` (None: unbounded),
+        returned oldest first; "newest" is by seq, the stream's own order."""
+        _check_limit(limit, MAX_REPLAY)
+        c = STREAM_EVENTS.c
+        query = sa.select(c.topic, c.seq, c.at_s, c.payload).where(
+            c.account == account, c.region == region, c.topic == _topic(topic))
+        if since_s is not None:
+            query = query.where(c.at_s >= _number(since_s, "since_s"))
+        if until_s is not None:
+            query = query.where(c.at_s < _number(until_s, "until_s"))
+        newest_first = await self._events(query.order_by(c.seq.desc()).limit(limit))
+        newest_first.reverse()
+        return newest_first
+
+    async def max_event_seqs(self, account: str, region: str) -> dict[str, int]:
+        """Per topic (``decisions`` and every event topic) the highest stored seq, 0 when none: an actor
+        resumes numbering each topic after it. One query, one index lookup per topic."""
+        d, e = DECISIONS.c, STREAM_EVENTS.c
+        newest = [
+            sa.select(sa.func.coalesce(sa.func.max(d.seq), 0))
+            .where(d.account == account, d.region == region).scalar_subquery()
+        ]
+        newest += [
+            sa.select(sa.func.coalesce(sa.func.max(e.seq), 0))
+            .where(e.account == account, e.region == region, e.topic == topic).scalar_subquery()
+            for topic in EVENT_TOPICS
+        ]
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(sa.select(*newest))).one()
+        return {topic: int(seq) for topic, seq in zip((DECISIONS_TOPIC, *EVENT_TOPICS), row, strict=True)}
+
+    async def prune_events(self, before_s: float, topics: Sequence[str] = ("prices",)) -> int:
+        """Delete events of ``topics`` (every stream) with ``at_s < before_s``; returns how many.
+
+        Retention, run off the hot path: it deletes PRUNE_CHUNK events per transaction so that the
+        actors' tick writes wait for one chunk at most, never for the whole deletion.
+        """
+        if isinstance(topics, str):
+            raise ValueError(f"topics must be a sequence of topics, got the string {topics!r}")
+        chosen = sorted({_topic(t) for t in topics})
+        before = _number(before_s, "before_s")
+        if not chosen:
+            return 0
+        c = STREAM_EVENTS.c
+        key = sa.tuple_(c.account, c.region, c.topic, c.seq)
+        chunk = sa.select(c.account, c.region, c.topic, c.seq).where(c.topic.in_(chosen), c.at_s < before)
+        statement = sa.delete(STREAM_EVENTS).where(key.in_(chunk.limit(PRUNE_CHUNK)))
+        deleted = 0
+        while True:
+            async with self._engine.connect() as conn:
+                conn = await conn.execution_options(**{BEGIN_MODE_OPTION: "IMMEDIATE"})
+                async with conn.begin():
+                    count = (await conn.execute(statement)).rowcount
+            deleted += count
+            if count < PRUNE_CHUNK:
+                return deleted
+            await asyncio.sleep(0)  # let this process's own tick writes go first
+
+    async def _events(self, query: sa.Select[Any]) -> list[StreamEvent]:
+        async with self._engine.connect() as conn:
+            result = await conn.execute(query)
+            return [event_from_row(row) for row in result.mappings()]
 
     # --- instances -----------------------------------------------------------------------------------
 
@@ -224,6 +327,49 @@ class Store:
         return sorted((str(account), str(region)) for account, region in rows)
 
 
+def _decision_rows(
+    account: str, region: str, batch: Sequence[tuple[int, Decision]], name: str
+) -> list[dict[str, Any]]:
+    """Validated ``decisions`` rows; errors name ``{name}[i].field``."""
+    rows: list[dict[str, Any]] = []
+    seen: set[int] = set()
+    for i, item in enumerate(batch):
+        try:
+            seq, decision = item
+            row = codec.decision_to_row(account, region, seq, decision)
+        except InvalidRecordError as exc:
+            raise InvalidRecordError(f"{name}[{i}].{exc.field}", exc.message) from None
+        except (TypeError, ValueError) as exc:
+            raise InvalidRecordError(f"{name}[{i}]", f"must be a (seq, Decision) pair: {exc}") from None
+        if row["seq"] in seen:
+            raise InvalidRecordError(f"{name}[{i}].seq", f"seq {row['seq']} appears twice in the batch")
+        seen.add(row["seq"])
+        rows.append(row)
+    return rows
+
+
+def _event_rows(account: str, region: str, events: Sequence[StreamEvent]) -> list[dict[str, Any]]:
+    """Validated ``stream_events`` rows; errors name ``events[i].field``."""
+    if not events:
+        return []
+    codec._string(account, "account", ACCOUNT_MAX_LEN)
+    codec._string(region, "region", REGION_MAX_LEN)
+    rows: list[dict[str, Any]] = []
+    seen: set[tuple[str, int]] = set()
+    for i, event in enumerate(events):
+        try:
+            row = event_to_row(account, region, event)
+        except InvalidRecordError as exc:
+            raise InvalidRecordError(f"events[{i}].{exc.field}" if exc.field else f"events[{i}]",
+                                     exc.message) from None
+        key = (row["topic"], row["seq"])
+        if key in seen:
+            raise InvalidRecordError(f"events[{i}].seq", f"{key[0]} seq {key[1]} appears twice in the tick")
+        seen.add(key)
+        rows.append(row)
+    return rows
+
+
 def _check_limit(limit: int, maximum: int) -> None:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= maximum:
         raise ValueError(f"limit must be an integer in [1, {maximum}], got {limit!r}")
@@ -239,6 +385,13 @@ def _number(value: float, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{name} must be epoch seconds, got {value!r}")
     return float(value)
+
+
+def _topic(value: str) -> str:
+    try:
+        return check_topic(value)
+    except InvalidRecordError:
+        raise ValueError(f"topic must be one of {', '.join(EVENT_TOPICS)}, got {value!r}") from None
 
 
 def _action(value: Action | str) -> Action:

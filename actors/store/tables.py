@@ -1,9 +1,16 @@
-"""The tables, as SQLModel models: one row per decision of a stream, one per known instance.
+"""The tables, as SQLModel models: one row per decision of a stream, one per other stream event, one per
+known instance.
 
 A *stream* is one (account, region); its decisions carry the stream's ``seq`` (1, 2, ...), assigned by
 the region actor, unique in the stream, and the cursor for pagination and WebSocket resume. Pools are
 stored as their two parts so they can be filtered; enums as their string values (portable, and a new
 enum member needs no migration); the numbers and candidates behind a decision as JSON, read whole.
+
+The other topics a region actor publishes (prices, instances, alerts) are stored whole, as the JSON text
+a client receives, one row per event keyed by (account, region, topic, seq): the actor numbers each topic
+itself, the store only keeps and replays them. Like decisions, events stay when their account is removed
+(an account name is never reused, see ``tenancy_tables``); only retention (``Store.prune_events``)
+deletes them, hence the (topic, at_s) index.
 
 Ids are BIGINT on PostgreSQL; on SQLite they must be INTEGER to alias the rowid and autoincrement.
 The Alembic revisions in ``migrations/`` create exactly these tables (a test compares them).
@@ -26,6 +33,7 @@ ZONE_MAX_LEN = 64
 ENUM_MAX_LEN = 32
 POLICY_MAX_LEN = 128
 FLEET_MAX_LEN = 128
+TOPIC_MAX_LEN = 32
 
 
 def _id_column() -> Any:
@@ -92,6 +100,24 @@ class InstanceRow(SQLModel, table=True):
     updated_at_s: float = _float()
 
 
+class StreamEventRow(SQLModel, table=True):
+    """One published event of a stream's topic other than decisions, as the JSON text sent live."""
+
+    __tablename__ = "stream_events"
+    __table_args__ = (
+        sa.Index("ix_stream_events_stream_topic_at", "account", "region", "topic", "at_s"),
+        sa.Index("ix_stream_events_topic_at", "topic", "at_s"),
+    )
+
+    account: str = Field(sa_column=sa.Column(sa.String(ACCOUNT_MAX_LEN), primary_key=True))
+    region: str = Field(sa_column=sa.Column(sa.String(REGION_MAX_LEN), primary_key=True))
+    topic: str = Field(sa_column=sa.Column(sa.String(TOPIC_MAX_LEN), primary_key=True))
+    seq: int = Field(sa_column=sa.Column(sa.BigInteger(), primary_key=True, autoincrement=False))
+    at_s: float = _float()
+    payload: str = _text()
+
+
 METADATA = SQLModel.metadata
 DECISIONS: sa.Table = DecisionRow.__table__  # type: ignore[attr-defined]
 INSTANCES: sa.Table = InstanceRow.__table__  # type: ignore[attr-defined]
+STREAM_EVENTS: sa.Table = StreamEventRow.__table__  # type: ignore[attr-defined]
