@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import math
 import time
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.executor import Executor, Outcome, make_executor
-from actors.store import Store
+from actors.store import Store, StreamEvent
 from actors.store.codec import decision_to_json
 from actors.stream import stream_key
 from actors.wire import WireError, pack, unpack_ticks
@@ -71,7 +72,8 @@ class RegionActor:
             compatible_types=lambda t: _compatible_types(region, t),
         )
         self.store: Store | None = None
-        self.seq = 0
+        self.seq = 0  # the decisions stream's last seq
+        self.topic_seq: dict[str, int] = {}  # the last seq of the other topics (prices, instances, alerts)
         self.last_rule: dict[str, Rule] = {}
         self.stats = {"batches": 0, "rejected_batches": 0, "tick_errors": 0, "decisions": 0, "published": 0}
         self.last_tick_s = math.nan
@@ -86,7 +88,9 @@ class RegionActor:
     async def _open_store(self) -> Store | None:
         if self.store is None and self.config.database_url:
             self.store = await Store.open(self.config.database_url, migrate=False)
-            self.seq = await self.store.max_decision_seq(self.config.account, self.config.region)
+            stored = await self.store.max_event_seqs(self.config.account, self.config.region)
+            self.seq = stored.pop("decisions", 0)
+            self.topic_seq = stored
         return self.store
 
     async def ready(self) -> bool:
@@ -114,10 +118,10 @@ class RegionActor:
                      now_s: float) -> dict[str, Any]:
         """One batch of observations -> decisions. A bad batch raises BatchRejected and changes nothing.
 
-        The hot path is: learn, decide, execute, persist the newsworthy decisions (numbering them), then
-        one call to the stream host with the decisions and the tick's ephemeral topics together. The
-        fleet snapshot is written after that call: it is not part of the replayable stream, so it need not
-        delay the decisions reaching the dashboards.
+        The hot path is: learn, decide, execute, then record the tick (its newsworthy decisions and its
+        prices, instances and alerts events, numbered per topic and saved in one transaction), then one
+        call to the stream host with all of it. The fleet snapshot is written after that call: it is for
+        restarts, so it need not delay the decisions reaching the dashboards.
         """
         started = time.perf_counter()
         self.sections_s = sections = {}
@@ -128,7 +132,7 @@ class RegionActor:
             raise
         sections["observe"] = time.perf_counter() - started
         self.stats["batches"] += 1
-        events: list[dict[str, Any]] = []
+        news: list[Decision] = []
         applied = False
         failed = False
         try:
@@ -140,16 +144,23 @@ class RegionActor:
                 if result.outcome is Outcome.APPLIED:
                     self.engine.apply(result.decision, now_s)
                     applied = True
-            t0 = time.perf_counter()
-            events = await self._persist(self._newsworthy(decisions))
-            sections["store"] = time.perf_counter() - t0
+            news = self._newsworthy(decisions)
         except Exception:
             failed = True
             self.stats["tick_errors"] += 1
             log.exception("tick failed for account=%s region=%s", self.config.account, self.config.region)
         t0 = time.perf_counter()
-        topics = self._tick_topics(prices, availability, interrupted, applied, failed, now_s)
-        await self._send(events, topics)
+        batches: dict[str, list[dict[str, Any]]] = {}
+        try:
+            batches = await self._record(news, self._tick_topics(prices, availability, interrupted, applied,
+                                                                 failed, now_s))
+        except Exception:
+            self.stats["tick_errors"] += 1
+            log.exception("recording the tick failed for account=%s region=%s", self.config.account,
+                          self.config.region)
+        sections["store"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        await self._send(batches)
         sections["hub"] = time.perf_counter() - t0
         self.published_at_pc = time.perf_counter()
         if applied:
@@ -158,7 +169,8 @@ class RegionActor:
                 self._fleet_task = asyncio.create_task(self._save_fleet_later())
         self.last_tick_s = now_s
         self.last_tick_latency_s = time.perf_counter() - started
-        return {"interrupted": interrupted, "published": len(events),
+        published = len(batches.get(stream_key(self.config.account, self.config.region), ()))
+        return {"interrupted": interrupted, "published": published,
                 "last_seq": self.seq, "latency_s": self.last_tick_latency_s, "sections_s": sections,
                 "started_at_pc": started, "published_at_pc": self.published_at_pc}
 
@@ -207,21 +219,39 @@ class RegionActor:
             self.last_rule[d.instance_id] = d.rule
         return news
 
-    async def _persist(self, decisions: list[Decision]) -> list[dict[str, Any]]:
-        """Number and persist a batch; returns its events. The sequence advances only once the batch is
-        stored, so a failure leaves no gap and nothing is streamed that a resuming client could not
-        replay (the resume reads decisions from the store)."""
-        if not decisions:
-            return []
+    async def _record(self, decisions: list[Decision],
+                      topics: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+        """Number the tick's decisions and its events per topic, save them in one transaction, and return
+        them by stream key for the stream host.
+
+        The sequences advance only once the tick is stored, so a failure leaves no gap, and nothing is
+        streamed that a resuming client could not replay: a resume reads every topic from the store.
+        """
         account, region = self.config.account, self.config.region
-        events = [decision_to_json(account, region, self.seq + k + 1, d) for k, d in enumerate(decisions)]
+        decision_events = [decision_to_json(account, region, self.seq + k + 1, d) for k, d in enumerate(decisions)]
+        batches: dict[str, list[dict[str, Any]]] = {}
+        if decision_events:
+            batches[stream_key(account, region)] = decision_events
+        next_seq = dict(self.topic_seq)
+        stored: list[StreamEvent] = []
+        for topic, payloads in topics.items():
+            numbered = []
+            for payload in payloads:
+                next_seq[topic] = seq = next_seq.get(topic, 0) + 1
+                event = {**payload, "seq": seq}
+                numbered.append(event)
+                stored.append(StreamEvent(topic, seq, float(payload["at_s"]), json.dumps(event, separators=(",", ":"))))
+            if numbered:
+                batches[stream_key(account, region, topic)] = numbered
         store = await self._open_store()
-        if store is not None:
-            await store.save_decisions(account, region, [(e["seq"], d) for e, d in zip(events, decisions,
-                                                                                       strict=True)])
-        self.seq = events[-1]["seq"]
-        self.stats["decisions"] += len(events)
-        return events
+        if store is not None and (decision_events or stored):
+            await store.save_tick(account, region, [(e["seq"], d) for e, d in zip(decision_events, decisions,
+                                                                                   strict=True)], stored)
+        if decision_events:
+            self.seq = decision_events[-1]["seq"]
+        self.topic_seq = next_seq
+        self.stats["decisions"] += len(decision_events)
+        return batches
 
     async def _save_fleet_later(self) -> None:
         """Write the fleet snapshot off the tick, at most once per FLEET_SAVE_INTERVAL_S: a snapshot is
@@ -258,43 +288,37 @@ class RegionActor:
             log.exception("saving the fleet failed for account=%s region=%s", self.config.account,
                           self.config.region)
 
-    async def _send(self, events: list[dict[str, Any]], topics: dict[str, list[dict[str, Any]]]) -> None:
-        """Decisions (already stored, numbered here) and ephemeral topics (numbered by the host) in one
-        call: each Ray round trip to the host costs milliseconds when 20 actors tick at once."""
-        if self.hub is None or (not events and not topics):
+    async def _send(self, batches: dict[str, list[dict[str, Any]]]) -> None:
+        """The tick's numbered events of every topic to the stream host in one call: each Ray round trip
+        to the host costs a millisecond or more on a busy machine."""
+        if self.hub is None or not batches:
             return
-        account, region = self.config.account, self.config.region
-        key = stream_key(account, region)
         try:
             remote = getattr(self.hub.publish_packed, "remote", None)
             if remote is not None:  # a Ray handle: one bytes value, see actors/wire.py
-                await remote(pack((key, events, topics)))
+                await remote(pack(batches))
             else:
-                await self.hub.publish_tick(key, events, topics)
+                await self.hub.publish_many(batches)
         except Exception:
-            if events:
-                self.stats["tick_errors"] += 1
-            log.exception("publishing the tick failed for account=%s region=%s", account, region)
+            self.stats["tick_errors"] += 1
+            log.exception("publishing the tick failed for account=%s region=%s", self.config.account,
+                          self.config.region)
             return
-        self.stats["published"] += len(events)
+        self.stats["published"] += len(batches.get(stream_key(self.config.account, self.config.region), ()))
 
     def _tick_topics(self, prices: Sequence[PricePoint], availability: Sequence[AvailabilityPoint],
                      interrupted: Sequence[str], fleet_changed: bool, failed: bool,
                      now_s: float) -> dict[str, list[dict[str, Any]]]:
-        """The ephemeral topics of one tick (prices, instances, alerts), by stream key."""
-        if self.hub is None:
-            return {}
-        account, region = self.config.account, self.config.region
-        batches: dict[str, list[dict[str, Any]]] = {}
+        """The events of one tick besides decisions (unnumbered), by topic: prices, instances, alerts."""
+        topics: dict[str, list[dict[str, Any]]] = {}
         if prices or availability:
-            batches[stream_key(account, region, "prices")] = [{
+            topics["prices"] = [{
                 "at_s": now_s,
                 "prices": [{"pool": p.pool.key, "price_usd_per_hour": p.price_usd_per_hour} for p in prices],
                 "availability": [{"pool": a.pool.key, "available": a.available} for a in availability],
             }]
         if fleet_changed or interrupted:
-            batches[stream_key(account, region, "instances")] = [
-                {"at_s": now_s, "instances": [instance_json(i) for i in self.engine.fleet()]}]
+            topics["instances"] = [{"at_s": now_s, "instances": [instance_json(i) for i in self.engine.fleet()]}]
         alerts = []
         if interrupted:
             alerts.append({"at_s": now_s, "kind": "interruption", "instance_ids": list(interrupted),
@@ -303,8 +327,8 @@ class RegionActor:
             alerts.append({"at_s": now_s, "kind": "tick_error", "instance_ids": [],
                            "detail": "a tick failed after validation; see the actor's log"})
         if alerts:
-            batches[stream_key(account, region, "alerts")] = alerts
-        return batches
+            topics["alerts"] = alerts
+        return topics
 
     # -- reads -----------------------------------------------------------------------------------------
     def _priced_pools_with_risk(self) -> tuple[list[PoolState], list[str], list[float], bool]:

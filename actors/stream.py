@@ -1,12 +1,11 @@
 """StreamHost: bounded ring buffers of events with increasing sequence numbers, and long-poll listeners.
 
-Region actors publish a whole batch of events per call; the API holds one listener per subscribed stream
-and fans events out to its WebSocket clients. Decision events carry the seq the actor gave them (the same
-seq the store keeps, so a client resumes from the store); ephemeral topics (prices, instances, alerts)
-are ``append``-ed and numbered here. A listener that is behind returns at once; one that is caught up waits
-until something arrives or its timeout passes (randomised a little against thundering herds, as Ray
-Serve's long poll does). The buffer is bounded: a listener that fell further behind than it holds is told
-so (``truncated``) and must resume from the store.
+Region actors publish a whole tick of events per call; the API holds one listener per subscribed stream
+and fans events out to its WebSocket clients. Every event carries the seq the actor gave it, the same
+seq the store keeps, so a client resumes from the store. A listener that is behind returns at once; one
+that is caught up waits until something arrives or its timeout passes (randomised a little against
+thundering herds, as Ray Serve's long poll does). The buffer is bounded: a listener that fell further
+behind than it holds is told so (``truncated``) and must resume from the store.
 """
 
 from __future__ import annotations
@@ -67,47 +66,31 @@ class StreamHost:
         return stream.last_seq
 
     async def append(self, key: str, payloads: Sequence[Mapping[str, Any]]) -> int:
-        """Append a batch numbered by the host (``seq`` = last + 1, ...). Returns the last seq."""
+        """Append a batch numbered by the host (``seq`` = last + 1, ...). Returns the last seq.
+
+        For streams no store backs (tools, tests); region actors number their own events, since what
+        they publish must match what they stored.
+        """
         stream = self._stream(key)
         return await self.publish(key, [{**p, "seq": stream.last_seq + i} for i, p in enumerate(payloads, 1)])
 
-    async def append_many(self, batches: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, int]:
-        """Several streams in one call (one round trip per tick for a region actor's ephemeral topics)."""
-        return {key: await self.append(key, payloads) for key, payloads in batches.items() if payloads}
+    async def publish_many(self, batches: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, int]:
+        """Several streams in one call (a region actor's whole tick: one round trip). Each batch as in
+        :meth:`publish`; every batch is checked before any is applied. Returns each stream's last seq."""
+        for key, events in batches.items():
+            known = self._streams.get(key)
+            last = known.last_seq if known is not None else 0
+            for event in events:
+                seq = int(event["seq"])
+                if seq <= last:
+                    raise ValueError(f"stream {key}: seq {seq} is not after {last}")
+                last = seq
+        return {key: await self.publish(key, events) for key, events in batches.items() if events}
 
-    async def publish_tick(self, key: str, events: Sequence[Mapping[str, Any]],
-                           batches: Mapping[str, Sequence[Mapping[str, Any]]]) -> int:
-        """A region actor's whole tick in one call: its numbered decisions on ``key`` (see :meth:`publish`),
-        then its ephemeral topics (see :meth:`append_many`). Returns the decision stream's last seq."""
-        last = await self.publish(key, events) if events else self._stream(key).last_seq
-        await self.append_many(batches)
-        return last
-
-    async def publish_packed(self, blob: bytes) -> int:
-        """:meth:`publish_tick` with its arguments packed by :func:`actors.wire.pack` (the region actors'
+    async def publish_packed(self, blob: bytes) -> dict[str, int]:
+        """:meth:`publish_many` with its argument packed by :func:`actors.wire.pack` (the region actors'
         hot path: Ray passes one bytes value through instead of serialising every event object)."""
-        key, events, batches = unpack(blob)
-        return await self.publish_tick(key, events, batches)
-
-    async def window(self, key: str, since_s: float | None = None, until_s: float | None = None,
-                     limit: int = 1000) -> list[dict[str, Any]]:
-        """The newest ``limit`` buffered events with ``since_s <= at_s < until_s``, oldest first."""
-        stream = self._streams.get(key)
-        if stream is None:
-            return []
-        out: list[dict[str, Any]] = []
-        for _, event in reversed(stream.events):
-            at_s = event.get("at_s")
-            if not isinstance(at_s, int | float):
-                continue
-            if until_s is not None and at_s >= until_s:
-                continue
-            if since_s is not None and at_s < since_s:
-                break
-            out.append(event)
-            if len(out) >= limit:
-                break
-        return out[::-1]
+        return await self.publish_many(unpack(blob))
 
     async def last_seq(self, key: str) -> int:
         """The stream's newest seq (0 when nothing was published): where a new listener starts."""

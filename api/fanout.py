@@ -8,11 +8,11 @@ client, and the engine never waits for the listener.
 
 No gap, no duplicate: a client stream remembers the last seq it was given and ignores anything at or
 below it. Catching up (``resume``) registers the client with the listener *first*, parks live events
-while the missed ones are read from the store (decisions are saved before they are published, so
-anything published is already readable), then releases the parked ones above the last replayed seq.
-When more live decisions arrive during a catch-up than a client may park, the parked ones are dropped
-and the catch-up reads the store again (they are all there), so a long replay under load never forces
-a resync; the slow-consumer rule applies to what is actually queued for the socket.
+while the missed ones are read from the store (a region actor saves every event, of every topic, before
+it publishes it, so anything published is already readable), then releases the parked ones above the
+last replayed seq. When more live events arrive during a catch-up than a client may park, the parked ones
+are dropped and the catch-up reads the store again (they are all there), so a long replay under load
+never forces a resync; the slow-consumer rule applies to what is actually queued for the socket.
 """
 
 from __future__ import annotations
@@ -44,13 +44,19 @@ def encode_event(stream: str, topic: str, event: dict[str, Any]) -> str:
                       separators=(",", ":"))
 
 
+def encode_stored(stream: str, topic: str, seq: int, payload: str) -> str:
+    """The wire text of an event read back from the store, whose ``payload`` is already its JSON text
+    (the same message :func:`encode_event` makes of the event; stream keys need no escaping)."""
+    return f'{{"type":"{MESSAGE_TYPES[topic]}","stream":"{stream}","seq":{int(seq)},"data":{payload}}}'
+
+
 @dataclass(slots=True)
 class ClientStream:
     """One stream of one client: the last seq handed to its outbox, and events parked while catching up."""
 
     last_seq: int
     parked: list[tuple[int, str]] | None = None
-    replayable: bool = False  # decisions: anything published is also in the store
+    replayable: bool = True  # anything published is also in the store (False: a stream no store backs)
     dropped: bool = False  # parked events were dropped: the catch-up must read the store again
 
 
@@ -228,7 +234,7 @@ class Fanout:
         """
         listener = await self._listener(stream)
         start = listener.position if after is None else after
-        client.streams[stream] = ClientStream(start, [] if catch_up else None, listener.topic == "decisions")
+        client.streams[stream] = ClientStream(start, [] if catch_up else None, self.fill_gap is not None)
         self.subscribers.setdefault(stream, set()).add(client)
         return listener.position
 
@@ -296,9 +302,9 @@ class Fanout:
                 await asyncio.sleep(1.0)
 
     async def _gap(self, listener: Listener, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The host evicted events this listener had not read: decisions come back from the store."""
+        """The host evicted events this listener had not read: they come back from the store."""
         first = int(events[0]["seq"]) if events else None
-        if self.fill_gap is None or listener.topic != "decisions" or first is None:
+        if self.fill_gap is None or first is None:
             self._notify(listener.stream, {"type": "gap", "stream": listener.stream,
                                            "detail": "events were evicted before they could be sent"})
             return events

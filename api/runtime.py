@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import secrets
@@ -23,7 +24,7 @@ from actors.store.tenancy import Account, ConflictError, Tenancy
 from actors.stream import parse_stream_key
 from actors.supervisor import Supervisor
 from api.auth import TokenBucket
-from api.fanout import Fanout
+from api.fanout import Fanout, encode_event, encode_stored
 from api.registry import AccountRegistry, on_demand_price
 from api.settings import Settings
 from api.simulations import SimulationService
@@ -114,7 +115,7 @@ class Runtime:
         runtime = cls(settings, store, tenancy, supervisor, registry, hub, fanout,
                       TokenBucket(settings.rate_limit_per_s, settings.rate_limit_burst), secret,
                       SimulationService(tenancy), market)
-        fanout.fill_gap = runtime.decisions_between
+        fanout.fill_gap = runtime.events_between
         runtime.tasks.append(asyncio.create_task(fanout.heartbeats(settings.ws_heartbeat_s, runtime.stop),
                                                  name="heartbeats"))
         registry.current_tick = runtime.current_tick
@@ -178,19 +179,31 @@ class Runtime:
         availability = [AvailabilityPoint(p, bool(feed._last_available[i]), now_s) for i, p in pools]
         return (now_s, prices, availability)
 
-    async def decisions_between(self, stream: str, after: int, before: int) -> list[dict[str, Any]]:
-        """Decisions of ``stream`` with after < seq < before, from the store (a listener's gap)."""
-        account, region, _ = parse_stream_key(stream)
+    async def stored_after(self, stream: str, after: int, limit: int) -> list[tuple[int, str]]:
+        """Up to ``limit`` stored events of ``stream`` with seq > ``after``, ascending, as (seq, wire text):
+        what a resuming client is sent. Decisions come from their table, other topics from the events."""
+        account, region, topic = parse_stream_key(stream)
+        if topic == "decisions":
+            records = await self.store.decisions_after(account, region, after, limit=limit)
+            return [(r.seq, encode_event(stream, topic, r.to_json())) for r in records]
+        events = await self.store.events_after(account, region, topic, after, limit=limit)
+        return [(e.seq, encode_stored(stream, topic, e.seq, e.payload)) for e in events]
+
+    async def events_between(self, stream: str, after: int, before: int) -> list[dict[str, Any]]:
+        """Stored events of ``stream`` with after < seq < before (a listener's gap), as event objects."""
+        account, region, topic = parse_stream_key(stream)
         out: list[dict[str, Any]] = []
         while True:
-            records = await self.store.decisions_after(account, region, after, limit=MAX_REPLAY)
-            for record in records:
-                if record.seq >= before:
-                    return out
-                out.append(record.to_json())
-                after = record.seq
-            if len(records) < MAX_REPLAY:
+            if topic == "decisions":
+                records = await self.store.decisions_after(account, region, after, limit=MAX_REPLAY)
+                page = [(r.seq, r.to_json()) for r in records if r.seq < before]
+            else:
+                events = await self.store.events_after(account, region, topic, after, limit=MAX_REPLAY)
+                page = [(e.seq, json.loads(e.payload)) for e in events if e.seq < before]
+            out += [event for _, event in page]
+            if len(page) < MAX_REPLAY:
                 return out
+            after = page[-1][0]
 
     async def close(self) -> None:
         self.stop.set()

@@ -14,8 +14,8 @@ Server -> client: ``hello``; events ``{"type": "decision"|"price"|"instances"|"a
 its ``resume`` positions). Omitted account/regions mean all of the tenant's; omitted topics mean
 decisions. Another tenant's account is ``not_found``, exactly like a missing one.
 
-``resume`` replays decisions from the store and the other topics from the stream host's buffer, then goes
-live: every seq after the given one, in order, once.
+``resume`` replays every topic from the store (region actors save each event before they publish it),
+then goes live: every seq after the given one, in order, once.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from actors.store import MAX_REPLAY
 from actors.stream import TOPICS, parse_stream_key, stream_key
 from api.auth import bearer, verify_token
 from api.deps import resolve_key
-from api.fanout import Client, encode_event, finish_write
+from api.fanout import Client, finish_write
 from api.runtime import Runtime
 
 router = APIRouter()
@@ -210,32 +210,19 @@ async def _resume(name: str, after: int, client: Client, runtime: Runtime) -> No
     fanout = runtime.fanout
     fanout.unsubscribe(client, name)
     await fanout.subscribe(client, name, after=after, catch_up=True)
-    account, region, topic = parse_stream_key(name)
     state = client.streams[name]
     replayed = 0
     chunk = max(1, min(REPLAY_CHUNK, MAX_REPLAY, client.limit // 2))
-    if topic == "decisions":
-        while not client.overflowed:
-            await client.wait_for_room()
-            records = await runtime.store.decisions_after(account, region, state.last_seq, limit=chunk)
-            for record in records:
-                client.offer(name, record.seq, encode_event(name, topic, record.to_json()))
-                state.last_seq = record.seq
-                replayed += 1
-            if len(records) < chunk:
-                if not state.dropped:
-                    break
-                state.dropped = False  # live events were dropped while parked: they are in the store
-    else:
-        result = await runtime.hub.listen.remote({name: after}, 0.0)
-        for event in result["events"].get(name, []):
-            seq = int(event["seq"])
-            if seq > state.last_seq:
-                client.offer(name, seq, encode_event(name, topic, event))
-                state.last_seq = seq
-                replayed += 1
-        if name in result["truncated"]:
-            client.control({"type": "gap", "stream": name,
-                            "detail": "older events of this topic are no longer buffered; refetch over REST"})
+    while not client.overflowed:
+        await client.wait_for_room()
+        stored = await runtime.stored_after(name, state.last_seq, chunk)
+        for seq, text in stored:
+            client.offer(name, seq, text)
+            state.last_seq = seq
+            replayed += 1
+        if len(stored) < chunk:
+            if not state.dropped:
+                break
+            state.dropped = False  # live events were dropped while parked: they are in the store
     client.control({"type": "resumed", "stream": name, "replayed": replayed, "seq": state.last_seq})
     fanout.release(client, name)

@@ -223,14 +223,19 @@ async def test_a_batch_that_fails_to_persist_leaves_no_gap_in_the_sequence(tmp_p
     async def broken(*_: object) -> None:
         raise ConnectionError("database went away")
 
-    original, store.save_decisions = store.save_decisions, broken  # type: ignore[method-assign]
+    original, store.save_tick = store.save_tick, broken  # type: ignore[method-assign]
     await actor.ingest([], [AvailabilityPoint(POOLS[0], False, 60.0)], now_s=60.0)
     assert actor.stats["tick_errors"] == 1
     assert actor.seq == first  # nothing stored, nothing numbered, nothing streamed
-    store.save_decisions = original  # type: ignore[method-assign]
+    store.save_tick = original  # type: ignore[method-assign]
     await actor.ingest([], [AvailabilityPoint(POOLS[1], False, 120.0)], now_s=120.0)
-    events = (await hub.listen({stream_key("acct", "us-east-1"): 0}, 0.1))["events"]["acct/us-east-1/decisions"]
-    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    streams = [stream_key("acct", "us-east-1", topic) for topic in ("decisions", "prices", "alerts")]
+    published = (await hub.listen(dict.fromkeys(streams, 0), 0.1))["events"]
+    for stream in streams:  # every topic numbered without a gap, and the same in the store
+        seqs = [e["seq"] for e in published[stream]]
+        assert seqs == list(range(1, len(seqs) + 1)), stream
+    stored = await store.events_after("acct", "us-east-1", "prices", 0)
+    assert [e.seq for e in stored] == [e["seq"] for e in published[streams[1]]]
     await actor.close()
 
 

@@ -16,7 +16,7 @@ import pytest
 import websockets
 from test_store_codec import T0_S, make_decision
 
-from actors.store import decision_to_json
+from actors.store import StreamEvent, decision_to_json
 from actors.stream import stream_key
 from api.app import create_app
 from api.testing import LiveServer, bearer_headers, new_tenant, settings_for_test
@@ -72,6 +72,20 @@ async def next_message(ws: Any, kind: str, timeout_s: float = 20.0) -> dict[str,
             continue
         assert message["type"] == kind, message
         return message
+
+
+async def read_until_closed(ws: Any) -> tuple[list[int], dict[str, Any] | None, websockets.ConnectionClosed]:
+    """Everything until the server closes: the decision seqs, the resync message if any, how it closed."""
+    seen, resync = [], None
+    try:
+        while True:
+            message = json.loads(await asyncio.wait_for(ws.recv(), 20))
+            if message["type"] == "decision":
+                seen.append(message["seq"])
+            elif message["type"] == "resync":
+                resync = message
+    except websockets.ConnectionClosed as closed:
+        return seen, resync, closed
 
 
 async def decisions(ws: Any, count: int) -> list[int]:
@@ -133,6 +147,38 @@ async def test_resuming_while_decisions_keep_coming_has_no_gap_and_no_duplicate(
             seen.append(message["seq"])
     await ws.close()
     assert seen == list(range(1, last + 1))
+
+
+async def test_resume_replays_a_prices_stream_from_the_store(server: LiveServer, tenant: tuple[str, str]) -> None:
+    """Every topic is stored before it is published, so a resume is read from the store: here the
+    missed price ticks are only in the store (as after a stream-host restart), and still come back."""
+    key, account = tenant
+    stream = stream_key(account, REGION, "prices")
+
+    def tick(seq: int) -> StreamEvent:
+        payload = {"at_s": T0_S + seq, "prices": [{"pool": "m5.large@us-east-1a", "price_usd_per_hour": 0.03}],
+                   "availability": [], "seq": seq}
+        return StreamEvent("prices", seq, T0_S + seq, json.dumps(payload))
+
+    ws = await connect(server, key)
+    await ws.send(json.dumps({"type": "subscribe", "account": account, "topics": ["prices"]}))
+    await next_message(ws, "subscribed")
+
+    async def live(seqs: range) -> None:
+        await server.runtime.store.save_tick(account, REGION, [], [tick(s) for s in seqs])
+        await server.runtime.hub.publish.remote(stream, [json.loads(tick(s).payload) for s in seqs])
+
+    server.call(live(range(1, 3)))
+    assert [(await next_message(ws, "price"))["seq"] for _ in range(2)] == [1, 2]
+    await ws.close()
+    server.call(server.runtime.store.save_tick(account, REGION, [], [tick(s) for s in range(3, 8)]))
+
+    ws = await connect(server, key)
+    await ws.send(json.dumps({"type": "resume", "streams": {stream: 2}}))
+    replayed = [await next_message(ws, "price") for _ in range(5)]
+    assert [m["seq"] for m in replayed] == [3, 4, 5, 6, 7] and replayed[0]["data"]["at_s"] == T0_S + 3
+    assert (await next_message(ws, "resumed"))["replayed"] == 5
+    await ws.close()
 
 
 async def test_subscriptions_change_and_idle_connections_get_heartbeats(
@@ -223,15 +269,8 @@ async def test_a_client_that_stops_reading_gets_a_resync_and_resumes_with_nothin
     assert overflowed(), "the slow client never overflowed"
     assert fast_seen == list(range(1, total + 1))  # the fast client got everything, in order
 
-    slow_seen, resync = [], None
-    with pytest.raises(websockets.ConnectionClosed) as closed:
-        while True:
-            message = json.loads(await asyncio.wait_for(slow.recv(), 20))
-            if message["type"] == "decision":
-                slow_seen.append(message["seq"])
-            elif message["type"] == "resync":
-                resync = message
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+    slow_seen, resync, closed = await read_until_closed(slow)
+    assert closed.rcvd is not None and closed.rcvd.code == 1013
     assert resync is not None and slow_seen == list(range(1, len(slow_seen) + 1))
     assert resync["resume"] == {stream: slow_seen[-1]}  # exactly what it received
 

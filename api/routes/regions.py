@@ -3,13 +3,13 @@ decisions (filters and a seq cursor), model metrics. Everything goes through :da
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
 from actors.region import instance_json
 from actors.store import MAX_PAGE
-from actors.stream import stream_key
 from api.deps import RegionDep, RuntimeDep
 from api.errors import InvalidInput
 from api.schemas import ERRORS
@@ -37,15 +37,12 @@ async def price_history(
     until_s: Epoch = None,
     limit: Annotated[int, Query(ge=1, le=10_000, description="newest ticks kept")] = 1000,
 ) -> dict[str, Any]:
-    """Price and availability changes per tick in a time window, oldest first.
-
-    Served from the stream host's buffer (the newest ``stream_capacity`` ticks of the region), not from
-    the database: a window older than the buffer comes back short.
-    """
+    """Price and availability changes per tick in a time window (the newest ``limit`` ticks in it),
+    oldest first: the ``prices`` events the region actor stored, each with its stream ``seq``."""
     if since_s is not None and until_s is not None and until_s < since_s:
         raise InvalidInput("query.until_s: must not be before since_s")
-    key = stream_key(ref.account.name, ref.region, "prices")
-    ticks = await runtime.hub.window.remote(key, since_s, until_s, limit)
+    events = await runtime.store.events_window(ref.account.name, ref.region, "prices", since_s, until_s, limit)
+    ticks = [json.loads(e.payload) for e in events]
     return {"account": ref.account.name, "region": ref.region, "ticks": ticks, "count": len(ticks)}
 
 
