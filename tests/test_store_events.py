@@ -18,6 +18,7 @@ from test_store_codec import T0_S, make_decision
 
 from actors.store import MAX_REPLAY, Store, StreamEvent
 from actors.store import repository as repository_module
+from actors.store import writer as writer_module
 from actors.store.db import create_engine
 from actors.store.errors import DatabaseUnavailableError, InvalidRecordError
 from actors.store.migrate import upgrade
@@ -175,6 +176,27 @@ async def test_an_empty_tick_starts_no_transaction(tmp_path: Path) -> None:
     finally:
         other.close()
         await store.close()
+
+
+async def test_sqlite_the_writer_checkpoints_the_wal_after_answering_a_tick(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer_module, "CHECKPOINT_EVERY_TICKS", 1)
+    path = tmp_path / "spot.db"
+    store = await Store.open(f"sqlite+aiosqlite:///{path}")
+    try:
+        await store.save_tick(ACCOUNT, REGION, *tick(1))
+        await store.save_tick(ACCOUNT, REGION, *tick(2))  # runs after tick 1's checkpoint, on the same thread
+        copy = tmp_path / "main-file-only.db"
+        copy.write_bytes(path.read_bytes())  # the database file without its WAL: only checkpointed pages
+        reader = sqlite3.connect(copy)
+        try:
+            stored = reader.execute("SELECT topic, seq FROM stream_events ORDER BY topic, seq").fetchall()
+        finally:
+            reader.close()
+    finally:
+        await store.close()
+    assert ("prices", 1) in stored
 
 
 async def test_concurrent_ticks_through_two_stores_are_each_stored_once(store: Store, store_url: str) -> None:
