@@ -5,7 +5,10 @@ events (a ~9 KB ``prices`` event and a small ``instances`` one), ``--save decisi
 
 Three loads, on SQLite (a temporary file) and on PostgreSQL (a scratch schema on the local server):
 
-- ``one_writer``: one process saving back to back, nothing else running (the cost of the code path);
+- ``one_writer``: one process saving back to back, nothing else running (the cost of the code path; on
+  SQLite its p99 includes waiting for the writer's own WAL checkpoint, which runs on the writer's thread
+  after every 50th save: back to back, the next save queues behind it, an actor ticking once a second
+  does not, see ``spread``);
 - ``spread``: 20 writer processes (as 20 region actors), each saving once per second, their phases spread
   evenly over the second (the feeds' schedule);
 - ``same_instant``: the same 20, all at the same instant every second (the worst case: every write

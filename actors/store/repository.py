@@ -32,9 +32,11 @@ from engine.types import Action, Decision, Instance
 MAX_PAGE = 1000  # list_decisions: a page for a person or a dashboard
 MAX_REPLAY = 10_000  # decisions_after, events_after, events_window: a catch-up chunk or a chart's window
 PING_TIMEOUT_S = 2.0
-# Retention deletes this many events per transaction: on SQLite every writer waits while one runs, and a
-# tick's write must not wait behind a whole day of prices.
-PRUNE_CHUNK = 500
+# Retention deletes this many events per transaction, then pauses: on SQLite every writer waits while one
+# runs (~8 ms for 100 prices events of 9 KB), and a tick's write must not wait behind a day of prices; the
+# pause lets the writers that queued (their busy handlers retry after 1, 2, 5, 10 ms...) take the lock.
+PRUNE_CHUNK = 100
+PRUNE_PAUSE_S = 0.01
 
 
 class Store:
@@ -262,7 +264,7 @@ class Store:
             deleted += count
             if count < PRUNE_CHUNK:
                 return deleted
-            await asyncio.sleep(0)  # let this process's own tick writes go first
+            await asyncio.sleep(PRUNE_PAUSE_S)
 
     async def _events(self, query: sa.Select[Any]) -> list[StreamEvent]:
         async with self._engine.connect() as conn:
