@@ -35,6 +35,8 @@ from engine.types import Action, AvailabilityPoint, Decision, Instance, Pool, Pr
 log = logging.getLogger(__name__)
 
 FLEET_SAVE_INTERVAL_S = 5.0  # the stored fleet snapshot is for restarts; REST reads the live actor
+DEFAULT_PRICE_RETENTION_S = 7 * 86_400.0
+PRUNE_EVERY_S = 3600.0  # of tick time: how often an actor deletes its price events past retention
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,7 @@ class RegionConfig:
     database_url: str | None = None
     executor: str = "simulated"
     seed: int = 0
+    price_retention_s: float = DEFAULT_PRICE_RETENTION_S  # stored price events older than this are deleted
 
 
 @functools.lru_cache(maxsize=256)
@@ -81,6 +84,8 @@ class RegionActor:
         self._fleet_due_s: float | None = None  # the tick time of a fleet snapshot not yet saved
         self._fleet_saved_at = -math.inf  # time.monotonic() of the last snapshot write
         self._fleet_task: asyncio.Task[None] | None = None
+        self._pruned_at_s = -math.inf  # tick time of the last retention pass
+        self._prune_task: asyncio.Task[None] | None = None
         self.published_at_pc = math.nan  # perf_counter (CLOCK_MONOTONIC: comparable across processes)
         self.sections_s: dict[str, float] = {}  # where the last tick's time went (the latency bench reads it)
         self._pool_by_key: dict[str, Pool] = {}  # the engine's own Pool objects, for unpacking batches
@@ -167,6 +172,9 @@ class RegionActor:
             self._fleet_due_s = now_s
             if self._fleet_task is None or self._fleet_task.done():
                 self._fleet_task = asyncio.create_task(self._save_fleet_later())
+        if now_s - self._pruned_at_s >= PRUNE_EVERY_S and (self._prune_task is None or self._prune_task.done()):
+            self._pruned_at_s = now_s
+            self._prune_task = asyncio.create_task(self._prune(now_s - self.config.price_retention_s))
         self.last_tick_s = now_s
         self.last_tick_latency_s = time.perf_counter() - started
         published = len(batches.get(stream_key(self.config.account, self.config.region), ()))
@@ -288,6 +296,18 @@ class RegionActor:
             log.exception("saving the fleet failed for account=%s region=%s", self.config.account,
                           self.config.region)
 
+    async def _prune(self, before_s: float) -> None:
+        """Retention, off the tick: delete this actor's price events older than ``before_s`` (its own
+        tick time, which for a replay is the recording's). Decisions, instances and alerts are kept."""
+        store = self.store
+        if store is None:
+            return
+        try:
+            await store.prune_events(before_s, ("prices",), account=self.config.account, region=self.config.region)
+        except Exception:
+            log.exception("pruning price events failed for account=%s region=%s", self.config.account,
+                          self.config.region)
+
     async def _send(self, batches: dict[str, list[dict[str, Any]]]) -> None:
         """The tick's numbered events of every topic to the stream host in one call: each Ray round trip
         to the host costs a millisecond or more on a busy machine."""
@@ -407,11 +427,12 @@ class RegionActor:
         return self.engine.snapshot()
 
     async def close(self) -> None:
-        task, self._fleet_task = self._fleet_task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for task in (self._fleet_task, self._prune_task):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._fleet_task = self._prune_task = None
         await self.flush()
         if self.store is not None:
             await self.store.close()

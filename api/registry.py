@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.feeds.replay import Tick
-from actors.region import RegionConfig
+from actors.region import DEFAULT_PRICE_RETENTION_S, RegionConfig
 from actors.remote import NAMESPACE, region_actor_name
 from actors.store.tenancy import Account
 from actors.supervisor import Supervisor
@@ -62,9 +62,11 @@ async def _name_released(name: str, timeout_s: float = 10.0) -> None:
         await asyncio.sleep(0.05)
 
 
-def region_config(account: Account, region: str, database_url: str) -> RegionConfig:
+def region_config(account: Account, region: str, database_url: str,
+                  price_retention_s: float = DEFAULT_PRICE_RETENTION_S) -> RegionConfig:
     return RegionConfig(account.name, region, policy=account.policy, params=PolicyParams(**account.policy_params),
-                        database_url=database_url, executor=account.executor_mode)
+                        database_url=database_url, executor=account.executor_mode,
+                        price_retention_s=price_retention_s)
 
 
 @dataclass(slots=True)
@@ -72,6 +74,7 @@ class AccountRegistry:
     supervisor: Supervisor
     database_url: str
     market: MarketTrace | None = None
+    price_retention_s: float = DEFAULT_PRICE_RETENTION_S
     current_tick: Callable[[str], Tick | None] = lambda _region: None  # the feed's latest full state
     replay_targets: dict[str, dict[str, Any]] = field(default_factory=dict)  # region -> account -> handle
 
@@ -83,7 +86,8 @@ class AccountRegistry:
                     fleet_at_s: float = 0.0) -> None:
         """Create (or find) the account's region actors; attach replay accounts to the feed."""
         for region in account.regions:
-            handle = self.supervisor.get_or_create(region_config(account, region, self.database_url))
+            handle = self.supervisor.get_or_create(region_config(account, region, self.database_url,
+                                                                  self.price_retention_s))
             if account.credentials_mode == REPLAY and self.market is not None:
                 market = self.market
                 pools = [(p.key, on_demand_price(market, i)) for i, p in enumerate(market.pools) if p.region == region]

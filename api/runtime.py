@@ -108,7 +108,7 @@ class Runtime:
         store = await Store.open(database_url, migrate=settings.migrate_on_start)
         hub = RemoteStreamHost.remote(settings.stream_capacity)
         supervisor = Supervisor(hub=hub)
-        registry = AccountRegistry(supervisor, database_url, market)
+        registry = AccountRegistry(supervisor, database_url, market, settings.price_retention_s)
         tenancy = Tenancy(store.engine)
         fanout = Fanout(hub, queue_size=settings.ws_queue_size)
         secret = settings.token_secret.encode() if settings.token_secret else secrets.token_bytes(32)

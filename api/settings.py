@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     ws_queue_size: int = Field(default=1000, ge=1, description="events buffered per client before a resync")
     ws_heartbeat_s: float = Field(default=15.0, gt=0)
     stream_capacity: int = Field(default=10_000, ge=1, description="events kept per stream in the stream host")
+    price_retention_s: float = Field(
+        default=7 * 86_400.0, gt=0,
+        description="stored price events older than this (in the region's own tick time) are deleted")
 
     migrate_on_start: bool = Field(default=True, description="upgrade the database schema at start")
 

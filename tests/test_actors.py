@@ -259,3 +259,26 @@ async def test_replay_sends_each_region_at_its_own_phase_of_the_interval() -> No
     sent_at.clear()
     await feed.step()  # no spread: a direct step (as tests and bulk replays use) sends at once
     assert max(sent_at.values()) - min(sent_at.values()) < 0.25
+
+
+async def test_an_actor_deletes_its_stored_price_events_past_retention_in_its_own_tick_time(tmp_path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'retention.db'}"
+    await (await Store.open(url)).close()
+    actor = RegionActor(RegionConfig("acct", "us-east-1", policy="lowest_price", database_url=url,
+                                     price_retention_s=1800.0))
+    await actor.add_pools([(p.key, 3.06) for p in POOLS])
+    await actor.set_fleet([Instance("i-1", POOLS[0])], now_s=0.0)
+    start = 1_700_000_000.0  # a replay's clock, years behind the wall clock
+    for k in range(8):  # a tick every 10 minutes; retention runs on the first tick and once an hour after
+        now = start + 600.0 * k
+        await actor.ingest([PricePoint(POOLS[0], 0.9 + k / 100, now)], [AvailabilityPoint(POOLS[1], k % 2 == 0, now)],
+                           now)
+        if actor._prune_task is not None:
+            await actor._prune_task
+    store = await actor._open_store()
+    assert store is not None
+    kept = [e.at_s - start for e in await store.events_after("acct", "us-east-1", "prices", 0)]
+    assert kept == [600.0 * k for k in range(3, 8)]  # the pass at 3600 s removed what was older than 1800 s
+    decisions = await store.decisions_after("acct", "us-east-1", 0)
+    assert actor.seq >= 1 and [d.seq for d in decisions] == list(range(1, actor.seq + 1))  # decisions are kept
+    await actor.close()

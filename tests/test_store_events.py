@@ -311,6 +311,16 @@ async def test_prune_deletes_only_older_events_of_the_chosen_topics_in_every_str
         await store.prune_events(T0_S, topics="prices")
 
 
+async def test_prune_can_be_narrowed_to_one_actors_streams(store: Store) -> None:
+    for region in (REGION, "us-west-2"):
+        for n in range(1, 4):
+            await store.save_tick(ACCOUNT, region, *tick(n))
+    assert await store.prune_events(T0_S + 60 * 3, account=ACCOUNT, region="us-west-2") == 2
+    assert seqs(await store.events_after(ACCOUNT, "us-west-2", "prices", 0)) == [3]
+    assert seqs(await store.events_after(ACCOUNT, REGION, "prices", 0)) == [1, 2, 3]  # another actor's clock
+    assert await store.prune_events(T0_S + 60 * 3, account="someone-else") == 0
+
+
 async def test_prune_deletes_in_chunks_until_none_is_left(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(repository_module, "PRUNE_CHUNK", 3)
     await store.save_tick(ACCOUNT, REGION, [], prices_timeline(10))

@@ -239,8 +239,10 @@ class Store:
             row = (await conn.execute(sa.select(*newest))).one()
         return {topic: int(seq) for topic, seq in zip((DECISIONS_TOPIC, *EVENT_TOPICS), row, strict=True)}
 
-    async def prune_events(self, before_s: float, topics: Sequence[str] = ("prices",)) -> int:
-        """Delete events of ``topics`` (every stream) with ``at_s < before_s``; returns how many.
+    async def prune_events(self, before_s: float, topics: Sequence[str] = ("prices",), *,
+                           account: str | None = None, region: str | None = None) -> int:
+        """Delete events of ``topics`` with ``at_s < before_s``; returns how many. ``account`` and
+        ``region`` narrow it to one actor's streams (whose clock may be a replay's, not the wall's).
 
         Retention, run off the hot path: it deletes PRUNE_CHUNK events per transaction so that the
         actors' tick writes wait for one chunk at most, never for the whole deletion.
@@ -254,6 +256,10 @@ class Store:
         c = STREAM_EVENTS.c
         key = sa.tuple_(c.account, c.region, c.topic, c.seq)
         chunk = sa.select(c.account, c.region, c.topic, c.seq).where(c.topic.in_(chosen), c.at_s < before)
+        if account is not None:
+            chunk = chunk.where(c.account == account)
+        if region is not None:
+            chunk = chunk.where(c.region == region)
         statement = sa.delete(STREAM_EVENTS).where(key.in_(chunk.limit(PRUNE_CHUNK)))
         deleted = 0
         while True:
