@@ -236,6 +236,7 @@ class RegionActor:
         streamed that a resuming client could not replay: a resume reads every topic from the store.
         """
         account, region = self.config.account, self.config.region
+        store = await self._open_store()  # first: opening it reads where each topic's numbering stands
         decision_events = [decision_to_json(account, region, self.seq + k + 1, d) for k, d in enumerate(decisions)]
         batches: dict[str, list[dict[str, Any]]] = {}
         if decision_events:
@@ -251,7 +252,6 @@ class RegionActor:
                 stored.append(StreamEvent(topic, seq, float(payload["at_s"]), json.dumps(event, separators=(",", ":"))))
             if numbered:
                 batches[stream_key(account, region, topic)] = numbered
-        store = await self._open_store()
         if store is not None and (decision_events or stored):
             await store.save_tick(account, region, [(e["seq"], d) for e, d in zip(decision_events, decisions,
                                                                                    strict=True)], stored)

@@ -90,6 +90,27 @@ async def test_an_interruption_is_handled_persisted_and_published(tmp_path) -> N
     await again.close()
 
 
+async def test_an_actor_restarted_straight_into_a_tick_continues_every_topics_numbering(tmp_path) -> None:
+    """Ray re-runs only ``__init__`` on a restart: the first tick itself must pick up the stored seqs."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'restart.db'}"
+    await (await Store.open(url)).close()
+    hub = StreamHost()
+    first = await make_actor(database_url=url, hub=hub)
+    await first.set_fleet([Instance("i-1", POOLS[0])], now_s=0.0)
+    await first.ingest([PricePoint(POOLS[0], 0.9, 0.0), PricePoint(POOLS[1], 1.0, 0.0)], [], 0.0)
+    await first.ingest([], [AvailabilityPoint(POOLS[0], False, 60.0)], now_s=60.0)
+    before = await hub.streams()
+    await first.close()
+
+    restarted = await make_actor(database_url=url, hub=hub)  # no ready(), no set_fleet: straight into a tick
+    await restarted.ingest([PricePoint(POOLS[0], 0.95, 120.0)], [AvailabilityPoint(POOLS[0], True, 120.0)], 120.0)
+    after = await hub.streams()
+    prices = stream_key("acct", "us-east-1", "prices")
+    assert after[prices] == before[prices] + 1  # published (the host refuses a seq it has seen)
+    assert restarted.stats["tick_errors"] == 0
+    await restarted.close()
+
+
 async def test_fleet_snapshots_are_saved_off_the_tick_and_coalesced(tmp_path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'fleet.db'}"
     await (await Store.open(url)).close()
