@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from workload import region_pools
 
 from engine.catalog import default_catalog
 from engine.learning.price import PriceForecaster
@@ -28,30 +29,12 @@ from engine.region import RegionEngine
 from engine.types import Action, AvailabilityPoint, Instance, Lifecycle, Pool, PricePoint
 
 REGION = "us-east-1"
-INSTANCE_TYPE = "m5.large"
-POOLS = 100
 POLICIES = ("lowest_price", "risk_aware")
 WARMUP_TICKS = 20
 TIMED_TICKS = 300
 TICK_S = 60.0  # simulated time between ticks, as in bench/latency.py
 START_S = 1_700_000_000.0
 TARGET_TOTAL_MS = 2.0
-
-
-def region_pools(region: str) -> list[tuple[Pool, float]]:
-    """100 (pool, on-demand $/h) of types compatible with m5.large in the region (bench/latency.py's)."""
-    catalog = default_catalog()
-    zones = sorted(catalog.zones(region))
-    pools: list[tuple[Pool, float]] = []
-    for instance_type in catalog.compatible_types(INSTANCE_TYPE, region):
-        on_demand = catalog.on_demand_usd_per_hour(instance_type, region)
-        if not on_demand:
-            continue
-        for zone in catalog.offered_zones(instance_type, region) or zones:
-            pools.append((Pool(instance_type, zone), float(on_demand)))
-            if len(pools) == POOLS:
-                return pools
-    raise SystemExit(f"only {len(pools)} pools compatible with {INSTANCE_TYPE} in {region}; need {POOLS}")
 
 
 def build_engine(policy: str, pools: list[tuple[Pool, float]]) -> RegionEngine:

@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 import numpy as np
 import websockets
+from workload import POOLS, region_pools
 
 from actors.feeds.schedule import spread_offsets
 from actors.remote import settle_process_gc
@@ -40,33 +41,14 @@ from actors.store.testing import scratch_database
 from actors.wire import pack_ticks
 from api.app import create_app
 from api.testing import LiveServer, bearer_headers, new_tenant, settings_for_test
-from engine.catalog import default_catalog
 from engine.types import AvailabilityPoint, Instance, Lifecycle, Pool, PricePoint
 
 ACCOUNTS = 4
 REGIONS = ("us-east-1", "us-east-2", "us-west-2", "eu-west-1", "eu-central-1")
-POOLS = 100
-INSTANCE_TYPE = "m5.large"
 TICK_S = 1.0
 DEFAULT_SECONDS = 60
 WARMUP_TICKS = 5  # actor processes start, models allocate: not the steady state being measured
 START_S = 1_700_000_000.0
-
-
-def region_pools(region: str) -> list[tuple[Pool, float]]:
-    """100 (pool, on-demand $/h) of types compatible with m5.large in the region's zones."""
-    catalog = default_catalog()
-    zones = sorted(catalog.zones(region)) if hasattr(catalog, "zones") else []
-    pools: list[tuple[Pool, float]] = []
-    for instance_type in catalog.compatible_types(INSTANCE_TYPE, region):
-        on_demand = catalog.on_demand_usd_per_hour(instance_type, region)
-        if not on_demand:
-            continue
-        for zone in catalog.offered_zones(instance_type, region) or zones:
-            pools.append((Pool(instance_type, zone), float(on_demand)))
-            if len(pools) == POOLS:
-                return pools
-    raise SystemExit(f"only {len(pools)} pools compatible with {INSTANCE_TYPE} in {region}; need {POOLS}")
 
 
 class Stream:

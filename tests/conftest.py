@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import pytest
+
+if TYPE_CHECKING:
+    from actors.store import Store
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -80,3 +84,24 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'spot.db'}"
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+async def store_url(database_url: str) -> AsyncIterator[str]:
+    """A fresh scratch database (a new SQLite file, or a new PostgreSQL schema dropped afterwards)."""
+    from actors.store.testing import scratch_database
+
+    async with scratch_database(database_url) as url:
+        yield url
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    """A Store opened (and migrated) on the scratch database, closed after the test."""
+    from actors.store import Store
+
+    opened = await Store.open(store_url)
+    try:
+        yield opened
+    finally:
+        await opened.close()

@@ -10,7 +10,6 @@ import asyncio
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,21 +29,6 @@ from actors.store.testing import scratch_database
 from engine.types import Action, Decision, Lifecycle, Rule
 
 ACCOUNT, REGION = "demo", "us-east-1"
-
-
-@pytest.fixture
-async def store_url(database_url: str) -> AsyncIterator[str]:
-    async with scratch_database(database_url) as url:
-        yield url
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    opened = await Store.open(store_url)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 def numbered(decisions: list[Decision], first_seq: int = 1) -> list[tuple[int, Decision]]:

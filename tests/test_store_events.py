@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,25 +21,9 @@ from actors.store import writer as writer_module
 from actors.store.db import create_engine
 from actors.store.errors import DatabaseUnavailableError, InvalidRecordError
 from actors.store.migrate import upgrade
-from actors.store.testing import scratch_database
 from engine.types import Decision
 
 ACCOUNT, REGION = "demo", "us-east-1"
-
-
-@pytest.fixture
-async def store_url(database_url: str) -> AsyncIterator[str]:
-    async with scratch_database(database_url) as url:
-        yield url
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    opened = await Store.open(store_url)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 def make_event(topic: str = "prices", seq: int = 1, at_s: float = T0_S, **data: Any) -> StreamEvent:
