@@ -31,6 +31,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/learning.py
 	$(BIN)/python bench/simulate.py
+	$(BIN)/python bench/engine_tick.py
+	$(BIN)/python bench/store.py
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/fanout.py
 
