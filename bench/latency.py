@@ -4,16 +4,19 @@ The real server (API, stream host, region actors on a local Ray, SQLite store) r
 loopback socket. 20 account-regions (4 accounts x 5 regions), each with 100 spot pools of types
 compatible with ``m5.large`` and one instance, tick every second: a full batch of 100 prices (a random
 walk) plus availability, in which the pool holding the instance is taken back, so every tick forces a
-decision (``interrupted`` -> replace). One WebSocket client (subscribed to all 20 decision streams)
-timestamps each decision on arrival; latency = arrival - the moment the batch was sent to the actor.
+decision (``interrupted`` -> replace). Each account-region ticks at its own phase of the second, as the
+feeds schedule them (``actors/feeds/schedule.py``); ``--synchronized`` sends all 20 at the same instant,
+the worst case a host can be given. Batches cross to the actors packed, as the feeds send them. One
+WebSocket client (subscribed to all 20 decision streams) timestamps each decision on arrival; latency =
+arrival - the moment the batch was sent to the actor.
 Both clocks are this process's ``perf_counter``. The client shares the process (and the GIL) with the
 server: the numbers include that contention, on this 2-core machine.
 
 The store is SQLite by default; ``--postgres`` uses a scratch schema on the local PostgreSQL
-(``SPOT_BENCH_DATABASE_URL`` or postgres@127.0.0.1:5432/test): with 20 actors writing every second,
-SQLite's single writer lock is the bottleneck, so both are reported.
+(``SPOT_BENCH_DATABASE_URL`` or postgres@127.0.0.1:5432/test). Every tick's decisions and its prices,
+instances and alerts events are stored in one transaction before they are published.
 
-Writes bench/results/latency-<database>.json and prints one line.
+Writes bench/results/latency-<database>[-synchronized].json and prints one line.
 Run: ``.venv/bin/python bench/latency.py [seconds] [--postgres] [--synchronized] [--accounts N] [--regions N]``.
 """
 
