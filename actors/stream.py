@@ -50,20 +50,32 @@ class StreamHost:
             stream = self._streams[key] = Stream(self._capacity)
         return stream
 
-    async def publish(self, key: str, events: Sequence[Mapping[str, Any]]) -> int:
-        """Append a batch; each event's ``seq`` must exceed the stream's last. Returns the last seq."""
-        stream = self._stream(key)
+    def _check(self, key: str, events: Sequence[Mapping[str, Any]]) -> None:
+        """Refuse a batch whose seqs do not each exceed the one before (and the stream's last)."""
+        known = self._streams.get(key)
+        last = known.last_seq if known is not None else 0
         for event in events:
             seq = int(event["seq"])
-            if seq <= stream.last_seq:
-                raise ValueError(f"stream {key}: seq {seq} is not after {stream.last_seq}")
-            stream.events.append((seq, dict(event)))
-            stream.last_seq = seq
-            while len(stream.events) > stream.capacity:
-                stream.events.popleft()
+            if seq <= last:
+                raise ValueError(f"stream {key}: seq {seq} is not after {last}")
+            last = seq
+
+    def _append(self, key: str, events: Sequence[Mapping[str, Any]]) -> int:
+        stream = self._stream(key)
+        for event in events:
+            stream.events.append((int(event["seq"]), dict(event)))
+        stream.last_seq = stream.events[-1][0] if events else stream.last_seq
+        while len(stream.events) > stream.capacity:
+            stream.events.popleft()
         stream.changed.set()
         stream.changed = asyncio.Event()
         return stream.last_seq
+
+    async def publish(self, key: str, events: Sequence[Mapping[str, Any]]) -> int:
+        """Append a batch; each event's ``seq`` must exceed the one before it and the stream's last (a
+        bad batch is refused whole). Returns the last seq."""
+        self._check(key, events)
+        return self._append(key, events)
 
     async def append(self, key: str, payloads: Sequence[Mapping[str, Any]]) -> int:
         """Append a batch numbered by the host (``seq`` = last + 1, ...). Returns the last seq.
@@ -78,14 +90,8 @@ class StreamHost:
         """Several streams in one call (a region actor's whole tick: one round trip). Each batch as in
         :meth:`publish`; every batch is checked before any is applied. Returns each stream's last seq."""
         for key, events in batches.items():
-            known = self._streams.get(key)
-            last = known.last_seq if known is not None else 0
-            for event in events:
-                seq = int(event["seq"])
-                if seq <= last:
-                    raise ValueError(f"stream {key}: seq {seq} is not after {last}")
-                last = seq
-        return {key: await self.publish(key, events) for key, events in batches.items() if events}
+            self._check(key, events)
+        return {key: self._append(key, events) for key, events in batches.items() if events}
 
     async def publish_packed(self, blob: bytes) -> dict[str, int]:
         """:meth:`publish_many` with its argument packed by :func:`actors.wire.pack` (the region actors'

@@ -190,18 +190,13 @@ class Runtime:
         return [(e.seq, encode_stored(stream, topic, e.seq, e.payload)) for e in events]
 
     async def events_between(self, stream: str, after: int, before: int) -> list[dict[str, Any]]:
-        """Stored events of ``stream`` with after < seq < before (a listener's gap), as event objects."""
-        account, region, topic = parse_stream_key(stream)
+        """Stored events of ``stream`` with after < seq < before (a listener's gap), as event objects.
+        Rare (the ring buffer had evicted them), so it reuses :meth:`stored_after` and decodes its text."""
         out: list[dict[str, Any]] = []
         while True:
-            if topic == "decisions":
-                records = await self.store.decisions_after(account, region, after, limit=MAX_REPLAY)
-                page = [(r.seq, r.to_json()) for r in records if r.seq < before]
-            else:
-                events = await self.store.events_after(account, region, topic, after, limit=MAX_REPLAY)
-                page = [(e.seq, json.loads(e.payload)) for e in events if e.seq < before]
-            out += [event for _, event in page]
-            if len(page) < MAX_REPLAY:
+            page = await self.stored_after(stream, after, MAX_REPLAY)
+            out += [json.loads(text)["data"] for seq, text in page if seq < before]
+            if len(page) < MAX_REPLAY or page[-1][0] >= before:
                 return out
             after = page[-1][0]
 

@@ -181,6 +181,20 @@ async def test_resume_replays_a_prices_stream_from_the_store(server: LiveServer,
     await ws.close()
 
 
+async def test_a_listeners_gap_is_filled_from_the_store_for_every_topic(server: LiveServer,
+                                                                       tenant: tuple[str, str]) -> None:
+    """What the runtime hands a listener that fell behind the ring buffer: the stored events between."""
+    _, account = tenant
+    publish(server, account, range(1, 8))
+    prices = [StreamEvent("prices", s, T0_S + s, json.dumps({"at_s": T0_S + s, "prices": [], "seq": s}))
+              for s in range(1, 6)]
+    server.call(server.runtime.store.save_tick(account, REGION, [], prices))
+    decisions_gap = server.call(server.runtime.events_between(stream_key(account, REGION), 2, 6))
+    assert [e["seq"] for e in decisions_gap] == [3, 4, 5] and decisions_gap[0]["instance_id"] == "i-0"
+    prices_gap = server.call(server.runtime.events_between(stream_key(account, REGION, "prices"), 0, 4))
+    assert prices_gap == [{"at_s": T0_S + s, "prices": [], "seq": s} for s in (1, 2, 3)]
+
+
 async def test_subscriptions_change_and_idle_connections_get_heartbeats(
         server: LiveServer, tenant: tuple[str, str]) -> None:
     key, account = tenant
