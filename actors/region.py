@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import math
 import time
@@ -23,7 +22,7 @@ from typing import Any
 from actors.executor import Executor, Outcome, make_executor
 from actors.store import Store, StreamEvent
 from actors.store.codec import decision_to_json
-from actors.stream import stream_key
+from actors.stream import Entry, encode, stream_key
 from actors.wire import WireError, pack, unpack_ticks
 from engine.catalog import default_catalog
 from engine.learning.price import PriceForecaster
@@ -155,7 +154,7 @@ class RegionActor:
             self.stats["tick_errors"] += 1
             log.exception("tick failed for account=%s region=%s", self.config.account, self.config.region)
         t0 = time.perf_counter()
-        batches: dict[str, list[dict[str, Any]]] = {}
+        batches: dict[str, list[Entry]] = {}
         try:
             batches = await self._record(news, self._tick_topics(prices, availability, interrupted, applied,
                                                                  failed, now_s))
@@ -228,37 +227,38 @@ class RegionActor:
         return news
 
     async def _record(self, decisions: list[Decision],
-                      topics: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+                      topics: dict[str, list[dict[str, Any]]]) -> dict[str, list[Entry]]:
         """Number the tick's decisions and its events per topic, save them in one transaction, and return
-        them by stream key for the stream host.
+        them by stream key as stream entries (seq, JSON text) for the stream host.
 
         The sequences advance only once the tick is stored, so a failure leaves no gap, and nothing is
         streamed that a resuming client could not replay: a resume reads every topic from the store.
+        Each event is encoded to JSON once, here, for both the store and the stream host.
         """
         account, region = self.config.account, self.config.region
         store = await self._open_store()  # first: opening it reads where each topic's numbering stands
-        decision_events = [decision_to_json(account, region, self.seq + k + 1, d) for k, d in enumerate(decisions)]
-        batches: dict[str, list[dict[str, Any]]] = {}
-        if decision_events:
-            batches[stream_key(account, region)] = decision_events
+        numbered = [(self.seq + k + 1, d) for k, d in enumerate(decisions)]
+        batches: dict[str, list[Entry]] = {}
+        if numbered:
+            batches[stream_key(account, region)] = [
+                (seq, encode(decision_to_json(account, region, seq, d))) for seq, d in numbered]
         next_seq = dict(self.topic_seq)
         stored: list[StreamEvent] = []
         for topic, payloads in topics.items():
-            numbered = []
+            batch: list[Entry] = []
             for payload in payloads:
                 next_seq[topic] = seq = next_seq.get(topic, 0) + 1
-                event = {**payload, "seq": seq}
-                numbered.append(event)
-                stored.append(StreamEvent(topic, seq, float(payload["at_s"]), json.dumps(event, separators=(",", ":"))))
-            if numbered:
-                batches[stream_key(account, region, topic)] = numbered
-        if store is not None and (decision_events or stored):
-            await store.save_tick(account, region, [(e["seq"], d) for e, d in zip(decision_events, decisions,
-                                                                                   strict=True)], stored)
-        if decision_events:
-            self.seq = decision_events[-1]["seq"]
+                text = encode({**payload, "seq": seq})
+                batch.append((seq, text))
+                stored.append(StreamEvent(topic, seq, float(payload["at_s"]), text))
+            if batch:
+                batches[stream_key(account, region, topic)] = batch
+        if store is not None and (numbered or stored):
+            await store.save_tick(account, region, numbered, stored)
+        if numbered:
+            self.seq = numbered[-1][0]
         self.topic_seq = next_seq
-        self.stats["decisions"] += len(decision_events)
+        self.stats["decisions"] += len(numbered)
         return batches
 
     async def _save_fleet_later(self) -> None:
@@ -308,7 +308,7 @@ class RegionActor:
             log.exception("pruning price events failed for account=%s region=%s", self.config.account,
                           self.config.region)
 
-    async def _send(self, batches: dict[str, list[dict[str, Any]]]) -> None:
+    async def _send(self, batches: dict[str, list[Entry]]) -> None:
         """The tick's numbered events of every topic to the stream host in one call: each Ray round trip
         to the host costs a millisecond or more on a busy machine."""
         if self.hub is None or not batches:
@@ -318,7 +318,7 @@ class RegionActor:
             if remote is not None:  # a Ray handle: one bytes value, see actors/wire.py
                 await remote(pack(batches))
             else:
-                await self.hub.publish_many(batches)
+                await self.hub.publish_entries(batches)
         except Exception:
             self.stats["tick_errors"] += 1
             log.exception("publishing the tick failed for account=%s region=%s", self.config.account,

@@ -11,6 +11,7 @@ behind than it holds is told so (``truncated``) and must resume from the store.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -20,23 +21,39 @@ from typing import Any
 from actors.wire import pack, unpack
 
 DEFAULT_CAPACITY = 10_000
+Entry = tuple[int, str]  # (seq, the event as JSON object text: what a WebSocket message carries as "data")
+
+
+def encode(event: Mapping[str, Any]) -> str:
+    """An event's JSON text, as the stream host keeps it and the store keeps non-decision events."""
+    return json.dumps(event, separators=(",", ":"))
+
+
+def entries(events: Sequence[Mapping[str, Any]]) -> list[Entry]:
+    """Events (each with its ``seq``) as stream entries."""
+    return [(int(event["seq"]), encode(event)) for event in events]
 
 
 @dataclass(slots=True)
 class Stream:
     capacity: int
-    events: deque[tuple[int, dict[str, Any]]] = field(default_factory=deque)
+    entries: deque[Entry] = field(default_factory=deque)
     last_seq: int = 0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def after(self, seq: int) -> tuple[list[dict[str, Any]], bool]:
-        """Events newer than ``seq`` and whether some were already evicted (the listener must resync)."""
-        truncated = bool(self.events) and seq < self.events[0][0] - 1
-        return [event for s, event in self.events if s > seq], truncated
+    def after(self, seq: int) -> tuple[list[Entry], bool]:
+        """Entries newer than ``seq`` and whether some were already evicted (the listener must resync)."""
+        truncated = bool(self.entries) and seq < self.entries[0][0] - 1
+        return [entry for entry in self.entries if entry[0] > seq], truncated
 
 
 class StreamHost:
-    """Holds every stream (``account/region/topic``) of this cluster."""
+    """Holds every stream (``account/region/topic``) of this cluster.
+
+    Each event is kept as its JSON text, the form the WebSocket sends: a tuple of an int and a string is
+    invisible to the garbage collector and a fraction of the memory of the event's objects, which matters
+    for a long-running host holding thousands of events per stream.
+    """
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         if capacity < 1:
@@ -50,32 +67,34 @@ class StreamHost:
             stream = self._streams[key] = Stream(self._capacity)
         return stream
 
-    def _check(self, key: str, events: Sequence[Mapping[str, Any]]) -> None:
+    def _check(self, key: str, batch: Sequence[Entry]) -> None:
         """Refuse a batch whose seqs do not each exceed the one before (and the stream's last)."""
         known = self._streams.get(key)
         last = known.last_seq if known is not None else 0
-        for event in events:
-            seq = int(event["seq"])
+        for seq, text in batch:
+            if not isinstance(text, str):
+                raise ValueError(f"stream {key}: seq {seq}: an entry is (seq, JSON text), got {type(text).__name__}")
             if seq <= last:
                 raise ValueError(f"stream {key}: seq {seq} is not after {last}")
             last = seq
 
-    def _append(self, key: str, events: Sequence[Mapping[str, Any]]) -> int:
+    def _append(self, key: str, batch: Sequence[Entry]) -> int:
         stream = self._stream(key)
-        for event in events:
-            stream.events.append((int(event["seq"]), dict(event)))
-        stream.last_seq = stream.events[-1][0] if events else stream.last_seq
-        while len(stream.events) > stream.capacity:
-            stream.events.popleft()
+        stream.entries.extend(batch)
+        if batch:
+            stream.last_seq = batch[-1][0]
+        while len(stream.entries) > stream.capacity:
+            stream.entries.popleft()
         stream.changed.set()
         stream.changed = asyncio.Event()
         return stream.last_seq
 
     async def publish(self, key: str, events: Sequence[Mapping[str, Any]]) -> int:
-        """Append a batch; each event's ``seq`` must exceed the one before it and the stream's last (a
-        bad batch is refused whole). Returns the last seq."""
-        self._check(key, events)
-        return self._append(key, events)
+        """Append a batch of events; each event's ``seq`` must exceed the one before it and the stream's
+        last (a bad batch is refused whole). Returns the last seq."""
+        batch = entries(events)
+        self._check(key, batch)
+        return self._append(key, batch)
 
     async def append(self, key: str, payloads: Sequence[Mapping[str, Any]]) -> int:
         """Append a batch numbered by the host (``seq`` = last + 1, ...). Returns the last seq.
@@ -86,17 +105,17 @@ class StreamHost:
         stream = self._stream(key)
         return await self.publish(key, [{**p, "seq": stream.last_seq + i} for i, p in enumerate(payloads, 1)])
 
-    async def publish_many(self, batches: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, int]:
-        """Several streams in one call (a region actor's whole tick: one round trip). Each batch as in
-        :meth:`publish`; every batch is checked before any is applied. Returns each stream's last seq."""
-        for key, events in batches.items():
-            self._check(key, events)
-        return {key: self._append(key, events) for key, events in batches.items() if events}
+    async def publish_entries(self, batches: Mapping[str, Sequence[Entry]]) -> dict[str, int]:
+        """Several streams' entries in one call (a region actor's whole tick: one round trip); every
+        batch is checked before any is applied. Returns each stream's last seq."""
+        for key, batch in batches.items():
+            self._check(key, batch)
+        return {key: self._append(key, batch) for key, batch in batches.items() if batch}
 
     async def publish_packed(self, blob: bytes) -> dict[str, int]:
-        """:meth:`publish_many` with its argument packed by :func:`actors.wire.pack` (the region actors'
-        hot path: Ray passes one bytes value through instead of serialising every event object)."""
-        return await self.publish_many(unpack(blob))
+        """:meth:`publish_entries` with its argument packed by :func:`actors.wire.pack` (the region
+        actors' hot path: Ray passes one bytes value through)."""
+        return await self.publish_entries(unpack(blob))
 
     async def last_seq(self, key: str) -> int:
         """The stream's newest seq (0 when nothing was published): where a new listener starts."""
@@ -104,12 +123,13 @@ class StreamHost:
         return stream.last_seq if stream else 0
 
     async def listen(self, positions: Mapping[str, int], timeout_s: float = 10.0) -> dict[str, Any]:
-        """Events after each stream's position: ``{"events": {key: [...]}, "truncated": [key, ...]}``.
+        """Entries after each stream's position: ``{"events": {key: [(seq, text), ...]}, "truncated":
+        [key, ...]}``.
 
         Returns at once when any stream has news, else waits up to ``timeout_s`` (jittered by 10%).
         """
         def collect() -> dict[str, Any]:
-            events: dict[str, list[dict[str, Any]]] = {}
+            events: dict[str, list[Entry]] = {}
             truncated = []
             for key, seq in positions.items():
                 news, cut = self._stream(key).after(seq)

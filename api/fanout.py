@@ -28,26 +28,25 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.stream import parse_stream_key
+from actors.stream import Entry, encode, parse_stream_key
 from actors.wire import unpack
 
 log = logging.getLogger(__name__)
 
 LISTEN_TIMEOUT_S = 10.0
 MESSAGE_TYPES = {"decisions": "decision", "prices": "price", "instances": "instances", "alerts": "alert"}
-GapFiller = Callable[[str, int, int], Awaitable[list[dict[str, Any]]]]  # (stream, after, before) -> events
-
-
-def encode_event(stream: str, topic: str, event: dict[str, Any]) -> str:
-    """The wire text of one event (computed once per event, shared by every client)."""
-    return json.dumps({"type": MESSAGE_TYPES[topic], "stream": stream, "seq": event["seq"], "data": event},
-                      separators=(",", ":"))
+GapFiller = Callable[[str, int, int], Awaitable[list[Entry]]]  # (stream, after, before) -> stored entries
 
 
 def encode_stored(stream: str, topic: str, seq: int, payload: str) -> str:
-    """The wire text of an event read back from the store, whose ``payload`` is already its JSON text
-    (the same message :func:`encode_event` makes of the event; stream keys need no escaping)."""
+    """The wire message of an event whose ``payload`` is already its JSON text (as the stream host and the
+    store keep it): built once per event and shared by every client. Stream keys need no escaping."""
     return f'{{"type":"{MESSAGE_TYPES[topic]}","stream":"{stream}","seq":{int(seq)},"data":{payload}}}'
+
+
+def encode_event(stream: str, topic: str, event: dict[str, Any]) -> str:
+    """The wire message of an event object (the same text :func:`encode_stored` makes of its JSON)."""
+    return encode_stored(stream, topic, event["seq"], encode(event))
 
 
 @dataclass(slots=True)
@@ -272,14 +271,13 @@ class Fanout:
                 listener.task = asyncio.create_task(self._listen(listener), name=f"listen:{stream}")
         return listener
 
-    def dispatch(self, listener: Listener, events: list[dict[str, Any]]) -> None:
+    def dispatch(self, listener: Listener, batch: list[Entry]) -> None:
         members = self.subscribers.get(listener.stream, ())
-        for event in events:
-            seq = int(event["seq"])
+        for seq, payload in batch:
             if seq <= listener.position:
                 continue
             listener.position = seq
-            text = encode_event(listener.stream, listener.topic, event)
+            text = encode_stored(listener.stream, listener.topic, seq, payload)
             for client in list(members):
                 client.deliver(listener.stream, seq, text)
             self.dispatched += 1
@@ -290,10 +288,10 @@ class Fanout:
         while self.listeners.get(stream) is listener:
             try:
                 result = unpack(await self.hub.listen_packed.remote({stream: listener.position}, self.listen_timeout_s))
-                events = result["events"].get(stream, [])
+                batch = result["events"].get(stream, [])
                 if stream in result["truncated"]:
-                    events = await self._gap(listener, events)
-                self.dispatch(listener, events)
+                    batch = await self._gap(listener, batch)
+                self.dispatch(listener, batch)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -301,15 +299,15 @@ class Fanout:
                 log.exception("stream listener %s failed; retrying", stream)
                 await asyncio.sleep(1.0)
 
-    async def _gap(self, listener: Listener, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The host evicted events this listener had not read: they come back from the store."""
-        first = int(events[0]["seq"]) if events else None
+    async def _gap(self, listener: Listener, batch: list[Entry]) -> list[Entry]:
+        """The host evicted entries this listener had not read: they come back from the store."""
+        first = batch[0][0] if batch else None
         if self.fill_gap is None or first is None:
             self._notify(listener.stream, {"type": "gap", "stream": listener.stream,
                                            "detail": "events were evicted before they could be sent"})
-            return events
+            return batch
         missed = await self.fill_gap(listener.stream, listener.position, first)
-        return missed + events
+        return missed + batch
 
     def _notify(self, stream: str, message: dict[str, Any]) -> None:
         for client in list(self.subscribers.get(stream, ())):

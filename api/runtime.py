@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import secrets
@@ -21,10 +20,10 @@ from actors.demo import demo_fleet
 from actors.feeds.replay import ReplayFeed, Tick
 from actors.store import MAX_REPLAY, Store
 from actors.store.tenancy import Account, ConflictError, Tenancy
-from actors.stream import parse_stream_key
+from actors.stream import Entry, encode, parse_stream_key
 from actors.supervisor import Supervisor
 from api.auth import TokenBucket
-from api.fanout import Fanout, encode_event, encode_stored
+from api.fanout import Fanout
 from api.registry import AccountRegistry, on_demand_price
 from api.settings import Settings
 from api.simulations import SimulationService
@@ -179,23 +178,23 @@ class Runtime:
         availability = [AvailabilityPoint(p, bool(feed._last_available[i]), now_s) for i, p in pools]
         return (now_s, prices, availability)
 
-    async def stored_after(self, stream: str, after: int, limit: int) -> list[tuple[int, str]]:
-        """Up to ``limit`` stored events of ``stream`` with seq > ``after``, ascending, as (seq, wire text):
-        what a resuming client is sent. Decisions come from their table, other topics from the events."""
+    async def stored_after(self, stream: str, after: int, limit: int) -> list[Entry]:
+        """Up to ``limit`` stored events of ``stream`` with seq > ``after``, ascending, as stream entries
+        (seq, JSON text): what a resuming client missed. Decisions come from their table, the other topics
+        from the stored events."""
         account, region, topic = parse_stream_key(stream)
         if topic == "decisions":
             records = await self.store.decisions_after(account, region, after, limit=limit)
-            return [(r.seq, encode_event(stream, topic, r.to_json())) for r in records]
-        events = await self.store.events_after(account, region, topic, after, limit=limit)
-        return [(e.seq, encode_stored(stream, topic, e.seq, e.payload)) for e in events]
+            return [(r.seq, encode(r.to_json())) for r in records]
+        return [(e.seq, e.payload) for e in await self.store.events_after(account, region, topic, after, limit=limit)]
 
-    async def events_between(self, stream: str, after: int, before: int) -> list[dict[str, Any]]:
-        """Stored events of ``stream`` with after < seq < before (a listener's gap), as event objects.
-        Rare (the ring buffer had evicted them), so it reuses :meth:`stored_after` and decodes its text."""
-        out: list[dict[str, Any]] = []
+    async def events_between(self, stream: str, after: int, before: int) -> list[Entry]:
+        """Stored entries of ``stream`` with after < seq < before: a listener's gap, which the ring buffer
+        had evicted."""
+        out: list[Entry] = []
         while True:
             page = await self.stored_after(stream, after, MAX_REPLAY)
-            out += [json.loads(text)["data"] for seq, text in page if seq < before]
+            out += [entry for entry in page if entry[0] < before]
             if len(page) < MAX_REPLAY or page[-1][0] >= before:
                 return out
             after = page[-1][0]

@@ -32,7 +32,7 @@ from actors.store import MAX_REPLAY
 from actors.stream import TOPICS, parse_stream_key, stream_key
 from api.auth import bearer, verify_token
 from api.deps import resolve_key
-from api.fanout import Client, finish_write
+from api.fanout import Client, encode_stored, finish_write
 from api.runtime import Runtime
 
 router = APIRouter()
@@ -210,14 +210,15 @@ async def _resume(name: str, after: int, client: Client, runtime: Runtime) -> No
     fanout = runtime.fanout
     fanout.unsubscribe(client, name)
     await fanout.subscribe(client, name, after=after, catch_up=True)
+    topic = parse_stream_key(name)[2]
     state = client.streams[name]
     replayed = 0
     chunk = max(1, min(REPLAY_CHUNK, MAX_REPLAY, client.limit // 2))
     while not client.overflowed:
         await client.wait_for_room()
         stored = await runtime.stored_after(name, state.last_seq, chunk)
-        for seq, text in stored:
-            client.offer(name, seq, text)
+        for seq, payload in stored:
+            client.offer(name, seq, encode_stored(name, topic, seq, payload))
             state.last_seq = seq
             replayed += 1
         if len(stored) < chunk:

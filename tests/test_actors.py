@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import numpy as np
 import pytest
@@ -28,6 +29,12 @@ def tiny_market(n_ticks: int = 40, tick_s: float = 600.0) -> MarketTrace:
     available[10:30, 0] = False
     price = np.tile([0.9, 1.0], (n_ticks, 1))
     return MarketTrace(POOLS, 1_700_000_000.0, tick_s, available, price, np.full(2, 3.06), "test")
+
+
+async def heard(hub: StreamHost, *streams: str) -> dict[str, list[dict]]:
+    """What a listener from the start hears on each stream, decoded from the host's JSON text."""
+    entries = (await hub.listen(dict.fromkeys(streams, 0), timeout_s=0.1))["events"]
+    return {stream: [json.loads(text) for _, text in entries.get(stream, [])] for stream in streams}
 
 
 async def make_actor(account: str = "acct", database_url: str | None = None, hub: object = None,
@@ -69,8 +76,7 @@ async def test_an_interruption_is_handled_persisted_and_published(tmp_path) -> N
     assert (await actor.instances())[0].pool == POOLS[1]
     await actor.flush()  # the fleet snapshot is saved off the tick
 
-    listened = await hub.listen({stream_key("acct", "us-east-1"): 0}, timeout_s=0.1)
-    events = listened["events"][stream_key("acct", "us-east-1")]
+    events = (await heard(hub, stream_key("acct", "us-east-1")))[stream_key("acct", "us-east-1")]
     assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
     assert events[-1]["action"] == "replace" and events[-1]["rule"] == "interrupted"
 
@@ -156,12 +162,12 @@ async def test_stream_host_long_poll_returns_when_an_event_arrives() -> None:
     await asyncio.sleep(0.05)
     assert not waiting.done()
     await hub.publish(key, [{"seq": 1}])
-    assert (await asyncio.wait_for(waiting, 1.0))["events"][key] == [{"seq": 1}]
+    assert (await asyncio.wait_for(waiting, 1.0))["events"][key] == [(1, '{"seq":1}')]  # kept as JSON text
     with pytest.raises(ValueError, match="not after"):
         await hub.publish(key, [{"seq": 1}])
     await hub.publish(key, [{"seq": s} for s in range(2, 7)])
     behind = await hub.listen({key: 1}, timeout_s=0.1)
-    assert [e["seq"] for e in behind["events"][key]] == [4, 5, 6]
+    assert [seq for seq, _ in behind["events"][key]] == [4, 5, 6]
     assert behind["truncated"] == [key]  # the listener missed evicted events and must resume from the store
 
 
@@ -196,7 +202,7 @@ async def test_the_demo_fleet_follows_real_prices_through_the_replay() -> None:
     for _ in range(100):
         await feed.step()
     assert actor.stats["tick_errors"] == 0
-    events = (await hub.listen({stream_key("demo", "us-east-1"): 0}, 0.1))["events"]["demo/us-east-1/decisions"]
+    events = (await heard(hub, "demo/us-east-1/decisions"))["demo/us-east-1/decisions"]
     actions = {e["action"] for e in events}
     assert {"fallback_on_demand", "return_to_spot"} <= actions
     assert all(e["reason"] for e in events)
@@ -251,7 +257,7 @@ async def test_a_batch_that_fails_to_persist_leaves_no_gap_in_the_sequence(tmp_p
     store.save_tick = original  # type: ignore[method-assign]
     await actor.ingest([], [AvailabilityPoint(POOLS[1], False, 120.0)], now_s=120.0)
     streams = [stream_key("acct", "us-east-1", topic) for topic in ("decisions", "prices", "alerts")]
-    published = (await hub.listen(dict.fromkeys(streams, 0), 0.1))["events"]
+    published = await heard(hub, *streams)
     for stream in streams:  # every topic numbered without a gap, and the same in the store
         seqs = [e["seq"] for e in published[stream]]
         assert seqs == list(range(1, len(seqs) + 1)), stream

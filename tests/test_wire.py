@@ -77,7 +77,7 @@ async def test_an_actor_takes_packed_ticks_like_ingest_many_and_refuses_a_bad_bl
 async def test_a_host_takes_a_packed_tick_and_answers_listens_packed() -> None:
     hub = StreamHost()
     key, alerts = stream_key("acct", "us-east-1"), stream_key("acct", "us-east-1", "alerts")
-    tick = {key: [{"seq": 1, "at_s": 1.0}], alerts: [{"seq": 7, "at_s": 1.0, "kind": "interruption"}]}
+    tick = {key: [(1, '{"seq":1,"at_s":1.0}')], alerts: [(7, '{"seq":7,"kind":"interruption"}')]}
     assert await hub.publish_packed(pack(tick)) == {key: 1, alerts: 7}
     answer = unpack(await hub.listen_packed({key: 0, alerts: 6}, 0.0))
     assert answer == {"events": tick, "truncated": []}
@@ -86,7 +86,9 @@ async def test_a_host_takes_a_packed_tick_and_answers_listens_packed() -> None:
 async def test_a_tick_with_one_stale_seq_is_refused_whole() -> None:
     hub = StreamHost()
     key, alerts = stream_key("acct", "us-east-1"), stream_key("acct", "us-east-1", "alerts")
-    await hub.publish_many({alerts: [{"seq": 3}]})
+    await hub.publish_entries({alerts: [(3, "{}")]})
     with pytest.raises(ValueError, match="seq 3 is not after 3"):
-        await hub.publish_many({key: [{"seq": 1}], alerts: [{"seq": 3}]})
-    assert await hub.streams() == {alerts: 3}  # the decisions of that tick were not applied either
+        await hub.publish_entries({key: [(1, "{}")], alerts: [(3, "{}")]})
+    with pytest.raises(ValueError, match="an entry is"):
+        await hub.publish_entries({key: [(1, {"seq": 1})]})  # type: ignore[dict-item]
+    assert await hub.streams() == {alerts: 3}  # the decisions of those ticks were not applied either

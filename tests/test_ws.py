@@ -190,9 +190,11 @@ async def test_a_listeners_gap_is_filled_from_the_store_for_every_topic(server: 
               for s in range(1, 6)]
     server.call(server.runtime.store.save_tick(account, REGION, [], prices))
     decisions_gap = server.call(server.runtime.events_between(stream_key(account, REGION), 2, 6))
-    assert [e["seq"] for e in decisions_gap] == [3, 4, 5] and decisions_gap[0]["instance_id"] == "i-0"
+    assert [seq for seq, _ in decisions_gap] == [3, 4, 5]
+    assert json.loads(decisions_gap[0][1])["instance_id"] == "i-0"
     prices_gap = server.call(server.runtime.events_between(stream_key(account, REGION, "prices"), 0, 4))
-    assert prices_gap == [{"at_s": T0_S + s, "prices": [], "seq": s} for s in (1, 2, 3)]
+    assert [(seq, json.loads(text)) for seq, text in prices_gap] == [
+        (s, {"at_s": T0_S + s, "prices": [], "seq": s}) for s in (1, 2, 3)]
 
 
 async def test_subscriptions_change_and_idle_connections_get_heartbeats(

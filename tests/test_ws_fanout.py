@@ -8,7 +8,7 @@ import json
 from types import SimpleNamespace
 from typing import Any
 
-from actors.stream import StreamHost, stream_key
+from actors.stream import Entry, StreamHost, entries, stream_key
 from api.fanout import Client, Fanout
 
 KEY = stream_key("acct", "us-east-1")
@@ -104,9 +104,9 @@ async def test_a_listener_behind_the_buffer_gets_the_evicted_decisions_from_the_
     host = StreamHost(capacity=3)
     asked: list[tuple[str, int, int]] = []
 
-    async def from_store(stream: str, after: int, before: int) -> list[dict[str, Any]]:
+    async def from_store(stream: str, after: int, before: int) -> list[Entry]:
         asked.append((stream, after, before))
-        return events(*range(after + 1, before))
+        return entries(events(*range(after + 1, before)))
 
     fanout = Fanout(LocalHandle(host), fill_gap=from_store, listen_timeout_s=0.5)
     client = fanout.connect("t")
@@ -119,8 +119,8 @@ async def test_a_listener_behind_the_buffer_gets_the_evicted_decisions_from_the_
 
 
 async def test_a_long_catch_up_drops_parked_events_instead_of_the_client() -> None:
-    async def from_store(stream: str, after: int, before: int) -> list[dict[str, Any]]:
-        return events(*range(after + 1, before))
+    async def from_store(stream: str, after: int, before: int) -> list[Entry]:
+        return entries(events(*range(after + 1, before)))
 
     host = StreamHost()
     fanout = Fanout(LocalHandle(host), fill_gap=from_store, queue_size=4, listen_timeout_s=0.5)
