@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.stream import Entry, encode, parse_stream_key
+from actors.stream import Entry, parse_stream_key
 from actors.wire import unpack
 
 log = logging.getLogger(__name__)
@@ -42,11 +42,6 @@ def encode_stored(stream: str, topic: str, seq: int, payload: str) -> str:
     """The wire message of an event whose ``payload`` is already its JSON text (as the stream host and the
     store keep it): built once per event and shared by every client. Stream keys need no escaping."""
     return f'{{"type":"{MESSAGE_TYPES[topic]}","stream":"{stream}","seq":{int(seq)},"data":{payload}}}'
-
-
-def encode_event(stream: str, topic: str, event: dict[str, Any]) -> str:
-    """The wire message of an event object (the same text :func:`encode_stored` makes of its JSON)."""
-    return encode_stored(stream, topic, event["seq"], encode(event))
 
 
 @dataclass(slots=True)
