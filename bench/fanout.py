@@ -5,8 +5,9 @@ The server (the real app: API process + stream host actor on a local Ray) runs i
 clients run here, so their CPU is not counted. The child publishes decision-sized events (a real decision
 JSON, ~1 kB) on one stream at a fixed rate, straight to the stream host as a region actor does; every
 client subscribed to that stream receives each one. Server CPU = the API process's CPU time (user + sys)
-during the publishing window, divided by clients x messages: it includes the listener, the one JSON
-encoding per event, the per-client outbox and the WebSocket writes (and the publishing itself). The
+during the publishing window, divided by clients x messages: it includes the listener, building each
+event's wire message once (the host keeps the event's JSON text), the per-client outbox and the WebSocket
+writes (and the publishing itself). The
 process's idle CPU (Ray's driver threads, timers) is measured first with every client connected, and
 the cost above it is reported too.
 Delivery latency = arrival at a client - the publish wall time stamped into the event (one machine).
