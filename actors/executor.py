@@ -1,15 +1,18 @@
 """The executor carries decisions out. One seam, several clouds.
 
 ``SimulatedCloud`` (replay and demo): every launch succeeds at once, so the fleet follows the decisions.
-``DryRun``: records what it would do and changes nothing (the safe default against a real account).
-The AWS executor (launch the replacement, wait for it, then terminate the old instance) plugs in here.
+``Observe``: decide, store and stream; no cloud call at all (the default against a real account).
+``DryRun``: records what it would do and changes nothing.
+``actors.aws.executor.AwsExecutor``: AWS in ``dry_run`` (every mutating call with ``DryRun=True``) or
+``execute`` (launch the replacement, wait until it runs, then terminate the old instance).
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from engine.types import Action, Decision
 
@@ -22,9 +25,17 @@ class Outcome(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ExecutionResult:
+    """How one decision went. ``decision`` is the placement actually carried out (a capacity error can
+    send it to the next candidate); ``instance_id`` is the replacement's id when the cloud gives a new
+    one; ``steps`` are the cloud calls' outcomes, for the ``alerts`` topic; ``capacity_errors`` the pool
+    keys that refused capacity on the way (labels for the risk model)."""
+
     decision: Decision
     outcome: Outcome
     detail: str = ""
+    instance_id: str | None = None
+    steps: tuple[Mapping[str, Any], ...] = ()
+    capacity_errors: tuple[str, ...] = ()
 
 
 class Executor(Protocol):
@@ -52,6 +63,16 @@ class SimulatedCloud:
 
 
 @dataclass(slots=True)
+class Observe:
+    """Makes no cloud call: the decisions are stored and streamed as recommendations."""
+
+    mode: str = "observe"
+
+    async def execute(self, decisions: list[Decision]) -> list[ExecutionResult]:
+        return [ExecutionResult(d, Outcome.SKIPPED, "observe") for d in decisions]
+
+
+@dataclass(slots=True)
 class DryRun:
     """Changes nothing; every decision is reported as skipped."""
 
@@ -61,10 +82,21 @@ class DryRun:
         return [ExecutionResult(d, Outcome.SKIPPED, "dry run") for d in decisions]
 
 
-def make_executor(mode: str) -> Executor:
+EXECUTOR_MODES = ("simulated", "observe", "dry_run", "execute")
+
+
+def make_executor(mode: str, cloud: Any = None) -> Executor:
+    """The executor for ``mode``. ``cloud`` is what carries decisions out on a real cloud (for AWS an
+    ``actors.aws.executor.AwsExecutor`` factory: ``cloud(mode)``); without one, ``dry_run`` only records."""
     match mode:
         case "simulated":
             return SimulatedCloud()
-        case "dry_run":
+        case "observe":
+            return Observe()
+        case "dry_run" if cloud is None:
             return DryRun()
-    raise ValueError(f"unknown executor mode {mode!r}; choose 'simulated' or 'dry_run'")
+        case "dry_run" | "execute" if cloud is not None:
+            executor: Executor = cloud(mode)
+            return executor
+    raise ValueError(f"unknown executor mode {mode!r} here; choose from "
+                     f"{', '.join(EXECUTOR_MODES if cloud is not None else EXECUTOR_MODES[:3])}")

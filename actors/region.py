@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.executor import Executor, Outcome, make_executor
+from actors.executor import ExecutionResult, Executor, Outcome, make_executor
 from actors.store import Store, StreamEvent
 from actors.store.codec import decision_to_json
 from actors.stream import Entry, encode, stream_key
@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 FLEET_SAVE_INTERVAL_S = 5.0  # the stored fleet snapshot is for restarts; REST reads the live actor
 DEFAULT_PRICE_RETENTION_S = 7 * 86_400.0
 PRUNE_EVERY_S = 3600.0  # of tick time: how often an actor deletes its price events past retention
+DEFAULT_NOTICE_HOLD_S = 600.0
+AWS_CREDENTIALS_MODES = frozenset({"aws_default", "aws_assume_role"})
+GONE_STATES = frozenset({"shutting-down", "terminated", "stopping", "stopped"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,16 @@ class RegionConfig:
     executor: str = "simulated"
     seed: int = 0
     price_retention_s: float = DEFAULT_PRICE_RETENTION_S  # stored price events older than this are deleted
+    # A real cloud's account (plain references, never secrets): how the executor reaches it.
+    credentials_mode: str = "replay"
+    role_arn: str | None = None
+    external_id: str | None = None
+    managed_tag: str = "spot-optimizer:managed=true"
+    notice_hold_s: float = DEFAULT_NOTICE_HOLD_S  # a pool a cloud warned about is no placement this long
+
+    @property
+    def on_aws(self) -> bool:
+        return self.credentials_mode in AWS_CREDENTIALS_MODES
 
 
 @functools.lru_cache(maxsize=256)
@@ -64,7 +77,10 @@ class RegionActor:
     def __init__(self, config: RegionConfig, hub: Any = None, executor: Executor | None = None) -> None:
         self.config = config
         self.hub = hub  # a StreamHost, or a Ray handle to one; None: publish nowhere
-        self.executor = executor or make_executor(config.executor)
+        self.launch_specs: dict[str, Any] = {}  # instance id -> how the cloud launched it (AWS discovery)
+        self._aws_sessions: Any = None  # actors.aws.session.AwsSessions, made on first use
+        self._pending_alerts: list[dict[str, Any]] = []  # notices and execution steps for the next record
+        self.executor = executor or self.make_executor(config)
         region = config.region
         self.engine = RegionEngine(
             region,
@@ -100,6 +116,24 @@ class RegionActor:
     async def ready(self) -> bool:
         await self._open_store()
         return True
+
+    def make_executor(self, config: RegionConfig) -> Executor:
+        """The executor for ``config.executor``; for an AWS account ``dry_run`` and ``execute`` go through
+        AWS (imported only here: a replay actor never loads the SDK)."""
+        if not config.on_aws:
+            return make_executor(config.executor)
+        from actors.aws.executor import AwsExecutor
+        from actors.aws.gateway import AwsGateway
+        from actors.aws.session import AwsAccess, AwsSessions
+        from actors.aws.translate import tag_filter
+
+        if self._aws_sessions is None:
+            self._aws_sessions = AwsSessions()
+        access = AwsAccess(config.credentials_mode, config.role_arn, config.external_id)
+        gateway = AwsGateway(self._aws_sessions, access, config.region)
+        managed = tag_filter(config.managed_tag)
+        return make_executor(config.executor, lambda mode: AwsExecutor(
+            mode, gateway, self.launch_specs, managed, on_launched=self.launch_specs.__setitem__))
 
     # -- setup -----------------------------------------------------------------------------------------
     async def add_pools(self, pools: Sequence[tuple[str, float]]) -> int:
@@ -147,7 +181,11 @@ class RegionActor:
             for result in await self.executor.execute(changes):
                 if result.outcome is Outcome.APPLIED:
                     self.engine.apply(result.decision, now_s)
+                    if result.instance_id and result.instance_id != result.decision.instance_id:
+                        self.engine.rename_instance(result.decision.instance_id, result.instance_id)
+                        self.launch_specs.pop(result.decision.instance_id, None)
                     applied = True
+                self._learn_from_execution(result, now_s)
             news = self._newsworthy(decisions)
         except Exception:
             failed = True
@@ -346,9 +384,79 @@ class RegionActor:
         if failed:
             alerts.append({"at_s": now_s, "kind": "tick_error", "instance_ids": [],
                            "detail": "a tick failed after validation; see the actor's log"})
+        if self._pending_alerts:
+            alerts += [{"at_s": now_s, **alert} for alert in self._pending_alerts]
+            self._pending_alerts = []
         if alerts:
             topics["alerts"] = alerts
         return topics
+
+    def _learn_from_execution(self, result: ExecutionResult, now_s: float) -> None:
+        """A cloud's refusals are risk labels (the pool is noticed unavailable); every step is an alert."""
+        for key in result.capacity_errors:
+            pool = self._pool_by_key.get(key)
+            if pool is not None:
+                self.engine.notice_unavailable(pool, now_s, self.config.notice_hold_s)
+        self._pending_alerts += [dict(step) for step in result.steps]
+        if result.outcome is Outcome.FAILED and not result.steps:
+            self._pending_alerts.append({"kind": "execution", "step": "failed",
+                                         "instance_ids": [result.decision.instance_id], "detail": result.detail})
+
+    # -- a cloud's view: discovery and notices ---------------------------------------------------------
+    async def sync_fleet(self, instances: Sequence[Instance], specs: Sequence[Any], now_s: float) -> dict[str, Any]:
+        """Make the fleet what the cloud reports (``specs``: how each was launched, by instance id). New
+        instances join, gone ones leave; an ``instances`` event is stored and streamed when it changed."""
+        joined, left = self.engine.sync_fleet(instances, now_s)
+        self.launch_specs.clear()
+        self.launch_specs.update({spec.instance_id: spec for spec in specs})
+        if joined or left:
+            detail = f"{len(joined)} instance(s) joined, {len(left)} left"
+            await self._publish_events(now_s, [{"kind": "fleet_changed", "instance_ids": joined + left,
+                                                "joined": joined, "left": left, "detail": detail}])
+            await self._persist_fleet(now_s)
+        return {"joined": joined, "left": left, "instances": len(self.engine.instances)}
+
+    async def notice(self, kind: str, instance_id: str, now_s: float, state: str | None = None) -> dict[str, Any]:
+        """A cloud's notice about one instance (an interruption warning, a rebalance recommendation, a
+        state change), decided on at once: the returned summary means its decision (and execution) is
+        stored, so the caller may now acknowledge the message. Unknown instances are ignored."""
+        tracked = self.engine.instances.get(instance_id)
+        if tracked is None:
+            return {"known": False, "decisions": []}
+        pool = tracked.instance.pool
+        alert = {"kind": kind, "instance_ids": [instance_id], "pool": pool.key}
+        if kind == "state_change":
+            if state not in GONE_STATES:
+                return {"known": True, "decisions": []}
+            self.engine.remove_instance(instance_id)
+            self.launch_specs.pop(instance_id, None)
+            await self._publish_events(now_s, [{**alert, "state": state,
+                                                "detail": f"{instance_id} is {state}: it left the fleet"}])
+            await self._persist_fleet(now_s)
+            return {"known": True, "decisions": []}
+        if kind == "spot_interruption":
+            self.engine.report_interruption([instance_id], now_s, self.config.notice_hold_s)
+            alert["detail"] = f"spot interruption warning for {instance_id} in {pool.key}"
+        else:
+            self.engine.notice_unavailable(pool, now_s, self.config.notice_hold_s)
+            alert["detail"] = f"rebalance recommendation for {instance_id} in {pool.key}"
+        self._pending_alerts.append(alert)
+        before = self.seq
+        summary = await self.ingest([], [], now_s)
+        summary["known"] = True
+        summary["decisions"] = list(range(before + 1, self.seq + 1))
+        return summary
+
+    async def _publish_events(self, now_s: float, alerts: list[dict[str, Any]]) -> None:
+        """Store and stream an ``instances`` event with the fleet and the given alerts, outside a tick."""
+        topics = {"instances": [{"at_s": now_s, "instances": [instance_json(i) for i in self.engine.fleet()]}],
+                  "alerts": [{"at_s": now_s, **a} for a in alerts]}
+        try:
+            await self._send(await self._record([], topics))
+        except Exception:
+            self.stats["tick_errors"] += 1
+            log.exception("recording a fleet change failed for account=%s region=%s", self.config.account,
+                          self.config.region)
 
     # -- reads -----------------------------------------------------------------------------------------
     def _priced_pools_with_risk(self) -> tuple[list[PoolState], list[str], list[float], bool]:

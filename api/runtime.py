@@ -17,14 +17,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.demo import demo_fleet
+from actors.feeds.aws import AwsFeedSettings
 from actors.feeds.replay import ReplayFeed, Tick
+from actors.registry import AccountRegistry, on_demand_price
 from actors.store import MAX_REPLAY, Store
 from actors.store.tenancy import Account, ConflictError, Tenancy
 from actors.stream import Entry, encode, parse_stream_key
 from actors.supervisor import Supervisor
 from api.auth import TokenBucket
 from api.fanout import Fanout
-from api.registry import AccountRegistry, on_demand_price
 from api.settings import Settings
 from api.simulations import SimulationService
 from engine.market import MarketTrace
@@ -77,6 +78,10 @@ def start_ray(settings: Settings) -> None:
                  log_to_driver=False, configure_logging=False, runtime_env=runtime_env)
 
 
+def aws_feed_settings(settings: Settings) -> AwsFeedSettings:
+    return AwsFeedSettings(price_poll_s=settings.aws_price_poll_s, discovery_s=settings.aws_discovery_s)
+
+
 @dataclass(slots=True)
 class Runtime:
     settings: Settings
@@ -107,7 +112,8 @@ class Runtime:
         store = await Store.open(database_url, migrate=settings.migrate_on_start)
         hub = RemoteStreamHost.remote(settings.stream_capacity)
         supervisor = Supervisor(hub=hub)
-        registry = AccountRegistry(supervisor, database_url, market, settings.price_retention_s)
+        registry = AccountRegistry(supervisor, database_url, market, settings.price_retention_s,
+                                   aws=aws_feed_settings(settings), notice_hold_s=settings.aws_notice_hold_s)
         tenancy = Tenancy(store.engine)
         fanout = Fanout(hub, queue_size=settings.ws_queue_size)
         secret = settings.token_secret.encode() if settings.token_secret else secrets.token_bytes(32)
@@ -201,6 +207,7 @@ class Runtime:
 
     async def close(self) -> None:
         self.stop.set()
+        await self.registry.close()
         await self.simulations.close()
         await self.fanout.close()
         for task in self.tasks:

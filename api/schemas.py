@@ -83,8 +83,26 @@ class CredentialsMode(enum.StrEnum):
 
 
 class ExecutorMode(enum.StrEnum):
-    SIMULATED = "simulated"
-    DRY_RUN = "dry_run"
+    SIMULATED = "simulated"  # replay accounts only: the fleet follows every decision at once
+    OBSERVE = "observe"  # decide, store and stream; no mutating cloud call
+    DRY_RUN = "dry_run"  # every mutating AWS call made with DryRun=True: permissions checked, nothing changes
+    EXECUTE = "execute"  # carry decisions out on the cloud
+
+
+AWS_MODES = frozenset({CredentialsMode.AWS_DEFAULT, CredentialsMode.AWS_ASSUME_ROLE})
+MANAGED_TAG_PATTERN = r"^[^=\x00-\x1f]{1,128}=[^\x00-\x1f]{0,256}$"
+QUEUE_URL_PATTERN = r"^https?://[^\s]{1,2000}$"
+
+
+class AwsSettings(Strict):
+    """How Spot Optimizer finds an AWS account's fleet and hears of its interruptions."""
+
+    interruption_queue_url: str | None = Field(
+        default=None, pattern=QUEUE_URL_PATTERN,
+        description="SQS queue fed by EventBridge with EC2 spot interruption, rebalance and state-change events",
+        examples=["https://sqs.us-east-1.amazonaws.com/123456789012/spot-optimizer-events"])
+    managed_tag: str = Field(default="spot-optimizer:managed=true", pattern=MANAGED_TAG_PATTERN,
+                             description="key=value: only instances with this tag are watched and moved")
 
 
 class Credentials(Strict):
@@ -120,14 +138,19 @@ class AccountIn(Strict):
     regions: list[Region] = Field(min_length=1, max_length=32, examples=[["us-east-1"]])
     credentials_mode: CredentialsMode = CredentialsMode.REPLAY
     credentials: Credentials = Field(default_factory=Credentials)
-    executor_mode: ExecutorMode = Field(default=ExecutorMode.DRY_RUN,
-                                        description="dry_run changes nothing; simulated moves the fleet instantly")
+    aws: AwsSettings | None = Field(default=None, description="AWS accounts only; defaults when omitted")
+    executor_mode: ExecutorMode | None = Field(
+        default=None, description="observe (the default for AWS accounts) and dry_run change nothing; execute "
+                                  "carries decisions out on AWS; simulated (replay accounts; their default is "
+                                  "dry_run) moves the replayed fleet instantly")
     policy: PolicyName = Field(default=PolicyName("risk_aware"))  # type: ignore[arg-type]
     policy_params: PolicyParamsIn = Field(default_factory=PolicyParamsIn)
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "name": "acme-prod", "regions": ["us-east-1"], "credentials_mode": "replay",
-        "executor_mode": "dry_run", "policy": "risk_aware", "policy_params": {"min_saving_fraction": 0.1}}]})
+        "name": "acme-prod", "regions": ["us-east-1"], "credentials_mode": "aws_default",
+        "aws": {"interruption_queue_url": "https://sqs.us-east-1.amazonaws.com/123456789012/spot-events",
+                "managed_tag": "spot-optimizer:managed=true"},
+        "executor_mode": "observe", "policy": "risk_aware", "policy_params": {"min_saving_fraction": 0.1}}]})
 
 
 class AccountPatch(Strict):
@@ -136,6 +159,7 @@ class AccountPatch(Strict):
     policy: PolicyName | None = None  # type: ignore[valid-type]
     policy_params: PolicyParamsIn | None = None
     credentials: Credentials | None = None
+    aws: AwsSettings | None = None
 
 
 class AccountOut(BaseModel):
@@ -146,6 +170,12 @@ class AccountOut(BaseModel):
     executor_mode: str
     policy: str
     policy_params: dict[str, Any]
+    aws: dict[str, Any] | None = None
+    status: dict[str, Any] = Field(
+        default_factory=dict,
+        description="per region: the feed's state (starting, ok, stale, error), why, and since when",
+        examples=[{"us-east-1": {"state": "stale", "detail": "prices: DescribeSpotPriceHistory: "
+                                 "RequestLimitExceeded: Request limit exceeded.", "sources": {}}}])
     created_at_s: float
     updated_at_s: float
 

@@ -57,12 +57,26 @@ class Settings(BaseSettings):
     # The WebSocket fan-out.
     ws_queue_size: int = Field(default=1000, ge=1, description="events buffered per client before a resync")
     ws_heartbeat_s: float = Field(default=15.0, gt=0)
+    # Hostile clients: what one connection may send, and how long its socket may refuse our writes.
+    ws_max_message_bytes: int = Field(default=64 * 1024, ge=1024, description="larger messages: close 1009")
+    ws_messages_per_s: float = Field(default=20.0, gt=0, description="client messages per second per connection")
+    ws_messages_burst: int = Field(default=50, ge=1)
+    ws_max_streams: int = Field(default=256, ge=1, description="distinct streams one connection may subscribe to")
+    ws_send_timeout_s: float = Field(default=30.0, gt=0, description="a socket that takes no data this long is cut")
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="larger REST bodies: 413")
     stream_capacity: int = Field(default=10_000, ge=1, description="events kept per stream in the stream host")
     price_retention_s: float = Field(
         default=7 * 86_400.0, gt=0,
         description="stored price events older than this (in the region's own tick time) are deleted")
 
     migrate_on_start: bool = Field(default=True, description="upgrade the database schema at start")
+
+    # AWS accounts (credentials_mode aws_default / aws_assume_role).
+    aws_price_poll_s: float = Field(default=300.0, gt=0, description="DescribeSpotPriceHistory period")
+    aws_discovery_s: float = Field(default=60.0, gt=0, description="DescribeInstances (managed tag) period")
+    aws_notice_hold_s: float = Field(
+        default=600.0, ge=0, description="a pool named by an interruption warning or a capacity error is no "
+                                         "placement for this long")
 
     @field_validator("database_url")
     @classmethod

@@ -105,6 +105,7 @@ class RegionEngine:
     instances: dict[str, InstanceState] = field(default_factory=dict)
     replacements: dict[str, deque[float]] = field(default_factory=dict)  # fleet -> voluntary move times
     last_observed_s: float = -math.inf
+    notices: dict[Pool, float] = field(default_factory=dict)  # pool -> until when a cloud's notice holds it
     _order: PoolOrder | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -138,6 +139,73 @@ class RegionEngine:
 
     def remove_instance(self, instance_id: str) -> None:
         self.instances.pop(instance_id, None)
+
+    def sync_fleet(self, instances: Iterable[Instance], now_s: float) -> tuple[list[str], list[str]]:
+        """Make the fleet exactly ``instances`` (a cloud's discovery): returns (joined, left) ids.
+
+        An instance already known keeps its engine state (dwell clock, an interruption seen but not yet
+        acted on) unless the cloud reports it elsewhere (another pool or lifecycle: it was moved outside).
+        """
+        wanted = {i.instance_id: i for i in instances}
+        for instance in wanted.values():
+            if instance.pool not in self.pools:
+                raise ValueError(f"instance {instance.instance_id}: unknown pool {instance.pool.key}")
+        left = [iid for iid in self.instances if iid not in wanted]
+        for iid in left:
+            del self.instances[iid]
+        joined = []
+        for iid, instance in wanted.items():
+            known = self.instances.get(iid)
+            if known is None:
+                joined.append(iid)
+                self.upsert_instance(instance, now_s)
+            elif (known.instance.pool, known.instance.lifecycle) != (instance.pool, instance.lifecycle):
+                self.upsert_instance(instance, now_s)
+        return sorted(joined), sorted(left)
+
+    def rename_instance(self, old_id: str, new_id: str) -> None:
+        """A replacement on a real cloud has its own id: the instance's engine state moves to it."""
+        state = self.instances.pop(old_id)
+        state.instance = replace(state.instance, instance_id=new_id)
+        self.instances[new_id] = state
+
+    # -- a cloud's notices -----------------------------------------------------------------------------
+    def notice_unavailable(self, pool: Pool, now_s: float, hold_s: float) -> None:
+        """A cloud says ``pool`` cannot give capacity (an interruption warning in it, a capacity error on
+        launch): it is no placement for ``hold_s`` and the risk model sees it unavailable meanwhile. Unlike
+        an availability observation, a notice does not reclaim the pool's other instances: the cloud warns
+        each instance it takes back on its own."""
+        state = self.pools.get(pool)
+        if state is None:
+            raise ValueError(f"unknown pool {pool.key} in {self.region}")
+        if not (math.isfinite(now_s) and hold_s >= 0):
+            raise ValueError(f"a notice needs a finite now_s and hold_s >= 0, got {now_s!r}, {hold_s!r}")
+        self.notices[pool] = max(self.notices.get(pool, -math.inf), now_s + hold_s)
+        state.available = False
+        state.availability_at_s = now_s
+
+    def report_interruption(self, instance_ids: Iterable[str], now_s: float, hold_s: float) -> list[str]:
+        """A cloud's interruption warnings: the named spot instances must move, and their pools are
+        noticed unavailable. Returns the ids that were newly interrupted (unknown or on-demand ids are
+        ignored: a warning can outlive the instance it names)."""
+        interrupted = []
+        for iid in instance_ids:
+            tracked = self.instances.get(iid)
+            if tracked is None or tracked.instance.lifecycle is not Lifecycle.SPOT:
+                continue
+            self.notice_unavailable(tracked.instance.pool, now_s, hold_s)
+            if not tracked.instance.interrupted:
+                tracked.instance = replace(tracked.instance, interrupted=True)
+                interrupted.append(iid)
+        return interrupted
+
+    def _expire_notices(self, now_s: float) -> None:
+        """Pools whose notice ran out are available again (unless an observation since says otherwise)."""
+        for pool, until_s in list(self.notices.items()):
+            if until_s <= now_s:
+                del self.notices[pool]
+                state = self.pools[pool]
+                state.available, state.availability_at_s = True, until_s
 
     # -- observations ----------------------------------------------------------------------------------
     def validate(self, prices: Sequence[PricePoint], availability: Sequence[AvailabilityPoint],
@@ -199,6 +267,8 @@ class RegionEngine:
         The whole batch is validated before anything changes: a bad entry rejects all of it.
         """
         price_states, availability_states = self._resolve(prices, availability, now_s)
+        if self.notices:
+            self._expire_notices(now_s)
         # Per pool the newest point wins, the later one on a tie; one pass in batch order does exactly
         # that (a point is taken when it is not older than what the pool holds), with no sort.
         for price, priced in zip(prices, price_states, strict=True):
@@ -209,6 +279,8 @@ class RegionEngine:
             if not point.timestamp_s < probed.availability_at_s:
                 probed.available = point.available
                 probed.availability_at_s = point.timestamp_s
+                if self.notices:  # an observation replaces a notice
+                    self.notices.pop(probed.pool, None)
         dt = 0.0 if not math.isfinite(self.last_observed_s) else max(0.0, now_s - self.last_observed_s)
         decay = math.exp(-dt / self.capacity_window_s)
         order = self.pool_order()
@@ -232,9 +304,11 @@ class RegionEngine:
                 self.price_model.observe_array(float(now_s), priced_keys, spot_price[finite])
 
         interrupted = []
+        noticed = self.notices
         for instance_id, tracked in self.instances.items():
             inst = tracked.instance
-            if inst.lifecycle is Lifecycle.SPOT and not inst.interrupted and not self.pools[inst.pool].available:
+            if (inst.lifecycle is Lifecycle.SPOT and not inst.interrupted and not self.pools[inst.pool].available
+                    and inst.pool not in noticed):
                 tracked.instance = replace(inst, interrupted=True)
                 interrupted.append(instance_id)
         return interrupted

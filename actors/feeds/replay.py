@@ -10,6 +10,7 @@ never runs backwards and a demo can run for as long as it is left on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -18,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from actors.feeds.base import FeedHealth, FeedKey
 from actors.feeds.schedule import spread_offsets
 from actors.wire import Tick
 from engine.market import MarketTrace
-from engine.types import AvailabilityPoint, PricePoint
+from engine.types import AvailabilityPoint, Instance, PricePoint
 
 log = logging.getLogger(__name__)
 
@@ -132,3 +134,38 @@ class ReplayFeed:
                 await asyncio.wait_for(stop.wait(), timeout=max(0.0, due - loop.time()))
             except TimeoutError:
                 pass
+
+
+@dataclass(slots=True)
+class ReplayAttachment:
+    """The replay as a :class:`~actors.feeds.base.Feed` of one (account, region): attaching gives the
+    actor the market's pools of the region, the account's replay fleet, the feed's current prices at once,
+    then every batch (the shared :class:`ReplayFeed` sends them through ``targets``)."""
+
+    key: FeedKey
+    trace: MarketTrace
+    targets: dict[str, dict[str, Any]]  # region -> account -> actor handle: whom ReplayFeed batches go to
+    current_tick: Callable[[str], Tick | None]
+    on_demand_price: Callable[[MarketTrace, int], float]
+    fleet: list[Instance] = field(default_factory=list)
+    fleet_at_s: float = 0.0
+    _health: FeedHealth = field(default_factory=lambda: FeedHealth("ok"))
+
+    async def start(self, actor: Any) -> None:
+        region = self.key.region
+        pools = [(p.key, self.on_demand_price(self.trace, i)) for i, p in enumerate(self.trace.pools)
+                 if p.region == region]
+        await actor.add_pools.remote(pools)
+        if self.fleet:
+            await actor.set_fleet.remote(self.fleet, self.fleet_at_s)
+        tick = self.current_tick(region)
+        if tick is not None:
+            with contextlib.suppress(Exception):  # the next batch brings everything anyway
+                await actor.ingest_many.remote([tick])
+        self.targets.setdefault(region, {})[self.key.account] = actor
+
+    async def stop(self) -> None:
+        self.targets.get(self.key.region, {}).pop(self.key.account, None)
+
+    def health(self) -> FeedHealth:
+        return self._health

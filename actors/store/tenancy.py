@@ -56,6 +56,7 @@ class Account:
     credentials: Mapping[str, Any] = field(default_factory=dict)
     created_at_s: float = 0.0
     updated_at_s: float = 0.0
+    aws: Mapping[str, Any] = field(default_factory=dict)  # interruption_queue_url, managed_tag: no secrets
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,13 +254,13 @@ def _account_row(account: Account) -> dict[str, Any]:
             "credentials_mode": account.credentials_mode, "credentials": dict(account.credentials),
             "executor_mode": account.executor_mode,
             "policy": account.policy, "policy_params": dict(account.policy_params),
-            "created_at_s": account.created_at_s, "updated_at_s": account.updated_at_s}
+            "created_at_s": account.created_at_s, "updated_at_s": account.updated_at_s, "aws": dict(account.aws)}
 
 
 def _account(row: Mapping[str, Any]) -> Account:
     return Account(row["name"], row["tenant_id"], tuple(row["regions"]), row["credentials_mode"],
                    row["executor_mode"], row["policy"], dict(row["policy_params"]), dict(row["credentials"]),
-                   row["created_at_s"], row["updated_at_s"])
+                   row["created_at_s"], row["updated_at_s"], dict(row.get("aws") or {}))
 
 
 def _simulation(row: Mapping[str, Any]) -> SimulationRecord:

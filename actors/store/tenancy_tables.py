@@ -71,6 +71,7 @@ class AccountRow(SQLModel, table=True):
     created_at_s: float = _float()
     updated_at_s: float = _float()
     deleted_at_s: float | None = _float(nullable=True)
+    aws: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON(), nullable=True))  # never secrets
 
 
 class SimulationRow(SQLModel, table=True):

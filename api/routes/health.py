@@ -48,12 +48,15 @@ def _feed_state(runtime: Runtime) -> dict[str, Any]:
 
 @router.get("/readyz", responses={503: {"description": "a dependency is down"}})
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
-    """Readiness: Ray answers (the stream host), the store answers, the replay feed is moving."""
+    """Readiness: Ray answers (the stream host), the store answers, the replay feed is moving, and no cloud
+    feed is stale or refused (each one that is says since when and why)."""
     ray_ok, store_ok = await asyncio.gather(_ray_ready(runtime), runtime.store.ping())
     feed = _feed_state(runtime)
-    ready = ray_ok and store_ok and feed["ok"]
+    stale = {name: health.as_json() for name, health in runtime.registry.stale().items()}
+    ready = ray_ok and store_ok and feed["ok"] and not stale
     body = {"status": "ready" if ready else "not_ready",
-            "checks": {"ray": ray_ok, "store": store_ok, "feed": feed}}
+            "checks": {"ray": ray_ok, "store": store_ok, "feed": feed, "cloud_feeds": {"ok": not stale,
+                                                                                        "stale": stale}}}
     return JSONResponse(body, status_code=200 if ready else 503)
 
 

@@ -23,10 +23,12 @@ ActionName = Annotated[Action | None, Query(description="only this action")]
 
 
 @router.get("/prices", tags=["prices"])
-async def latest_prices(ref: RegionDep) -> dict[str, Any]:
-    """The latest spot price of every pool in the region, with its availability and predicted risk."""
+async def latest_prices(ref: RegionDep, runtime: RuntimeDep) -> dict[str, Any]:
+    """The latest spot price of every pool in the region, with its availability and predicted risk, and
+    the ``feed``'s health: whether these prices are fresh, or stale since when and why."""
     prices = await ref.handle.latest_prices.remote()
-    return {"account": ref.account.name, "region": ref.region, "prices": prices}
+    feed = runtime.registry.health(ref.account.name).get(ref.region)
+    return {"account": ref.account.name, "region": ref.region, "prices": prices, "feed": feed}
 
 
 @router.get("/prices/history", tags=["prices"])
