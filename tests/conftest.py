@@ -17,6 +17,8 @@ from urllib.parse import urlparse
 import pytest
 
 if TYPE_CHECKING:
+    from aws_fakes import FakeAws
+
     from actors.store import Store
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -42,8 +44,9 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
-def ray_session() -> Iterator[object]:
-    """One real local Ray for the whole session, bound to loopback."""
+def ray_session(aws_endpoint: FakeAws) -> Iterator[object]:
+    """One real local Ray for the whole session, bound to loopback. It starts after the fake AWS, so its
+    worker processes inherit AWS_ENDPOINT_URL and the test credentials."""
     import ray
 
     if not ray.is_initialized():
@@ -55,6 +58,49 @@ def ray_session() -> Iterator[object]:
         )
     yield ray
     ray.shutdown()
+
+
+# The fake AWS owns these for the session; anything else that points clients elsewhere is removed.
+_AWS_TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_RETRY_MODE": "standard",
+    "AWS_MAX_ATTEMPTS": "2",
+}
+_AWS_UNSET = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_REGION",
+              "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")
+
+
+@pytest.fixture(scope="session")
+def aws_endpoint() -> Iterator[FakeAws]:
+    """A fake AWS for the session: moto's server behind a fault-injecting proxy, with AWS_ENDPOINT_URL
+    and test credentials set so every client (in this process and in Ray workers) talks to it."""
+    from aws_fakes import FakeAws
+
+    fake = FakeAws.start()
+    wanted = {**_AWS_TEST_ENV, "AWS_ENDPOINT_URL": fake.url}
+    unset = [*_AWS_UNSET, *(name for name in os.environ if name.startswith("AWS_ENDPOINT_URL_"))]
+    saved = {name: os.environ.get(name) for name in [*wanted, *unset]}
+    for name in unset:
+        os.environ.pop(name, None)
+    os.environ.update(wanted)
+    try:
+        yield fake
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        fake.stop()
+
+
+@pytest.fixture
+def aws(aws_endpoint: FakeAws) -> FakeAws:
+    """The session's fake AWS, emptied: no moto resources, no proxy rules, no recorded calls."""
+    aws_endpoint.reset()
+    return aws_endpoint
 
 
 def _tcp_reachable(host: str, port: int, timeout_s: float = 1.0) -> bool:
