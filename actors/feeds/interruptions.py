@@ -91,8 +91,10 @@ class InterruptionConsumer:
                 await asyncio.sleep(delay_s)
 
     async def poll_once(self) -> int:
-        """One long poll; every message handled in turn. Returns how many were acknowledged."""
-        messages = await self.gateway.receive_messages(self.queue_url, wait_s=self.wait_s)
+        """One long poll (the first one short, so the queue shows as reachable at once); every message
+        handled in turn. Returns how many were acknowledged."""
+        wait_s = self.wait_s if self.health.last_ok_s is not None else 0
+        messages = await self.gateway.receive_messages(self.queue_url, wait_s=wait_s)
         self.health.ok(self.clock())
         acknowledged = 0
         for message in messages:
