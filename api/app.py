@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from api import routes, ws
 from api.errors import install_error_handlers
+from api.limits import BodySizeLimit
 from api.runtime import Runtime
 from api.settings import Settings
 
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None, runtime_factory: RuntimeFactory
     app = FastAPI(title="Spot Optimizer", version="0.2.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = resolved
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=resolved.max_body_bytes)
     app.include_router(routes.router)
     app.include_router(ws.router)
 

@@ -8,6 +8,7 @@
       Conflict (409)         a name that is taken
       RateLimited (429)      the key's token bucket is empty; ``Retry-After`` says when to come back
       Unavailable (503)      a dependency (Ray, the store) does not answer
+    payload_too_large (413)  a body over ``max_body_bytes``: refused by api/limits.py before any route runs
     RequestValidationError   bad path, query or body field (422), the field named in ``detail``
     Exception                anything else (500), logged, with no internals in the body
 """

@@ -34,6 +34,8 @@ from actors.wire import unpack
 log = logging.getLogger(__name__)
 
 LISTEN_TIMEOUT_S = 10.0
+CONTROL_BACKLOG = 500  # unsent acks, errors and heartbeats a client may have queued before a resync
+RESYNC, CLOSE = -1, -2  # outbox markers (seq) the sender turns into resync-and-close, and a close
 MESSAGE_TYPES = {"decisions": "decision", "prices": "price", "instances": "instances", "alerts": "alert"}
 GapFiller = Callable[[str, int, int], Awaitable[list[Entry]]]  # (stream, after, before) -> stored entries
 
@@ -74,6 +76,7 @@ class Client:
     busy: bool = False  # the sender task owns the socket (draining the outbox or finishing a write)
     suspended: tuple[Coroutine[Any, Any, None], Any] | None = None  # an eager write that had to wait
     failed: bool = False
+    closing: tuple[int, str] | None = None  # (code, reason): the sender closes after what is queued
 
     def deliver(self, stream: str, seq: int, text: str) -> None:
         """A live event from a listener: parked while catching up, dropped when already given."""
@@ -94,7 +97,7 @@ class Client:
         state.last_seq = seq
 
     def offer(self, stream: str, seq: int, text: str) -> None:
-        if self.overflowed or self.failed:
+        if self.overflowed or self.failed or self.closing:
             return
         if not self.busy and not self.outbox and self.write is not None:
             self._write_now(text)
@@ -134,17 +137,30 @@ class Client:
         self.ready.set()
 
     def control(self, message: dict[str, Any]) -> None:
-        """Acks, errors and notices: never counted against the limit, never dropped (except by overflow)."""
-        if not self.overflowed:
-            self.outbox.append(("", 0, json.dumps(message, separators=(",", ":"))))
-            self.ready.set()
+        """Acks, errors and notices: not counted against the event limit, never dropped (except by an
+        overflow); a client that leaves ``CONTROL_BACKLOG`` of them unread overflows all the same."""
+        if self.overflowed or self.closing:
+            return
+        if len(self.outbox) - self.events_queued >= CONTROL_BACKLOG:
+            self.overflow()
+            return
+        self.outbox.append(("", 0, json.dumps(message, separators=(",", ":"))))
+        self.ready.set()
+
+    def close(self, code: int, reason: str) -> None:
+        """Write what is queued, then close with ``code``; nothing more is queued."""
+        if self.overflowed or self.closing:
+            return
+        self.closing = (code, reason)
+        self.outbox.append(("", CLOSE, ""))
+        self.ready.set()
 
     def overflow(self) -> None:
         self.resume_from = self._sent_positions()
         self.overflowed = True
         self.outbox.clear()
         self.events_queued = 0
-        self.outbox.append(("", -1, ""))  # the sender turns this marker into the resync message and closes
+        self.outbox.append(("", RESYNC, ""))  # the sender turns this marker into the resync message and closes
         self.ready.set()
         self.room.set()
 

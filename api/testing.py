@@ -18,6 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from api.runtime import Runtime
+from api.serving import uvicorn_options
 from api.settings import Settings
 
 START_TIMEOUT_S = 120.0
@@ -27,10 +28,11 @@ class LiveServer:
     """``with LiveServer(app) as server: server.url`` — the app with its lifespan, on 127.0.0.1:<free port>."""
 
     def __init__(self, app: FastAPI, **config: Any) -> None:
+        """``config``: uvicorn options, over those ``serve`` takes from the app's settings."""
         self.app = app
+        options = {**uvicorn_options(app.state.settings), **config}
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                                    lifespan="on", ws_max_size=1 << 20,
-                                                    ws_per_message_deflate=False, **config))
+                                                    lifespan="on", **options))
         self.thread = threading.Thread(target=self._run, name="live-server", daemon=True)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.error: BaseException | None = None

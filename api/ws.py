@@ -14,6 +14,11 @@ Server -> client: ``hello``; events ``{"type": "decision"|"price"|"instances"|"a
 its ``resume`` positions). Omitted account/regions mean all of the tenant's; omitted topics mean
 decisions. Another tenant's account is ``not_found``, exactly like a missing one.
 
+Limits per connection (``hello`` states them): a message over ``ws_max_message_bytes`` closes with 1009;
+one that is not JSON or not a known command is an ``invalid_message`` error; more than
+``ws_messages_per_s`` (burst ``ws_messages_burst``) is a ``rate_limited`` error; more than
+``ws_max_streams`` streams is ``too_many_streams``. Ten rejected messages in a row close with 1008.
+
 ``resume`` replays every topic from the store (region actors save each event before they publish it),
 then goes live: every seq after the given one, in order, once.
 """
@@ -24,22 +29,27 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from actors.store import MAX_REPLAY
+from actors.store.tenancy import Account
 from actors.stream import TOPICS, parse_stream_key, stream_key
-from api.auth import bearer, verify_token
+from api.auth import TokenBucket, bearer, verify_token
 from api.deps import resolve_key
-from api.fanout import Client, encode_stored, finish_write
+from api.fanout import CLOSE, RESYNC, Client, encode_stored, finish_write
 from api.runtime import Runtime
 
 router = APIRouter()
 REPLAY_CHUNK = 500
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_TRY_AGAIN_LATER = 1013
-MAX_MESSAGE_BYTES = 64 * 1024
+CLOSE_POLICY_VIOLATION = 1008
+CLOSE_MESSAGE_TOO_BIG = 1009
+MAX_REJECTED_IN_A_ROW = 10
+COMMANDS = ("subscribe", "unsubscribe", "resume", "ping")
 
 
 class ClientError(Exception):
@@ -71,8 +81,12 @@ async def stream(websocket: WebSocket) -> None:
         return
     client = runtime.fanout.connect(tenant_id)
     accounts = {a.name: list(a.regions) for a in await runtime.tenancy.list_accounts(tenant_id)}
+    settings = runtime.settings
     client.control({"type": "hello", "tenant": tenant_id, "accounts": accounts, "topics": list(TOPICS),
-                    "heartbeat_s": runtime.settings.ws_heartbeat_s, "queue_size": client.limit})
+                    "heartbeat_s": settings.ws_heartbeat_s, "queue_size": client.limit,
+                    "limits": {"max_message_bytes": settings.ws_max_message_bytes,
+                               "messages_per_s": settings.ws_messages_per_s,
+                               "messages_burst": settings.ws_messages_burst, "max_streams": settings.ws_max_streams}})
     sender = asyncio.create_task(_send(websocket, client))
     receiver = asyncio.create_task(_receive(websocket, client, runtime))
     try:
@@ -114,29 +128,66 @@ async def _send(websocket: WebSocket, client: Client) -> None:
             continue
         client.busy = True
         _, seq, text = item
-        if seq == -1:
+        if seq == RESYNC:
             await websocket.send_text(json.dumps(client.resync_message()))
             await websocket.close(code=CLOSE_TRY_AGAIN_LATER)
+            return
+        if seq == CLOSE and client.closing is not None:
+            code, reason = client.closing
+            await websocket.close(code=code, reason=reason)
             return
         await write(text)
         client.sent_count += 1
 
 
 async def _receive(websocket: WebSocket, client: Client, runtime: Runtime) -> None:
-    while True:
-        raw = await websocket.receive_text()
+    closing = await _answer(websocket, client, runtime)
+    if closing is None:
+        return
+    client.close(*closing)
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass  # read and drop until the sender has written what is queued and closed
+
+
+async def _answer(websocket: WebSocket, client: Client, runtime: Runtime) -> tuple[int, str] | None:
+    """Answer the client's messages one at a time until it disconnects (None) or breaks a limit: then
+    the close code and reason."""
+    settings = runtime.settings
+    bucket = TokenBucket(settings.ws_messages_per_s, settings.ws_messages_burst)
+    rejected = 0
+    while (message := await websocket.receive())["type"] == "websocket.receive":
+        text, size = message.get("text"), _size(message)
+        if size > settings.ws_max_message_bytes:
+            return CLOSE_MESSAGE_TOO_BIG, f"message of {size} bytes: the limit is {settings.ws_max_message_bytes}"
         try:
-            if len(raw) > MAX_MESSAGE_BYTES:
-                raise ClientError("bad_request", f"message longer than {MAX_MESSAGE_BYTES} bytes")
-            try:
-                message = json.loads(raw)
-            except ValueError:
-                raise ClientError("bad_request", "messages must be JSON objects") from None
-            if not isinstance(message, dict):
-                raise ClientError("bad_request", "messages must be JSON objects")
-            await _handle(message, client, runtime)
+            if bucket.take("", time.monotonic()) > 0:
+                raise ClientError("rate_limited", f"over {settings.ws_messages_per_s:g} messages per second "
+                                                  f"(burst {settings.ws_messages_burst}); slow down")
+            await _handle(_command(text), client, runtime)
+            rejected = 0
         except ClientError as exc:
             client.control({"type": "error", "error": exc.error, "detail": exc.detail})
+            rejected += 1
+            if rejected >= MAX_REJECTED_IN_A_ROW:
+                return CLOSE_POLICY_VIOLATION, f"{rejected} rejected messages in a row"
+    return None
+
+
+def _size(message: Mapping[str, Any]) -> int:
+    text = message.get("text")
+    return len(text.encode()) if text is not None else len(message.get("bytes") or b"")
+
+
+def _command(text: str | None) -> dict[str, Any]:
+    if text is None:
+        raise ClientError("invalid_message", "binary messages are not commands: send JSON text")
+    try:
+        command = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser goes
+        raise ClientError("invalid_message", f"not JSON: {exc}") from None
+    if not isinstance(command, dict):
+        raise ClientError("invalid_message", f"a message is a JSON object with a 'type' ({', '.join(COMMANDS)})")
+    return command
 
 
 async def _handle(message: dict[str, Any], client: Client, runtime: Runtime) -> None:
@@ -146,6 +197,7 @@ async def _handle(message: dict[str, Any], client: Client, runtime: Runtime) -> 
         client.control({"type": "pong", "at_s": time.time()})
     elif kind == "subscribe":
         streams = await _select(message, client, runtime)
+        _check_stream_cap([s for s in streams if s not in client.streams], client, runtime)
         positions = {s: await fanout.subscribe(client, s) for s in streams if s not in client.streams}
         client.control({"type": "subscribed", "streams": positions,
                         "already": sorted(s for s in streams if s not in positions)})
@@ -158,26 +210,40 @@ async def _handle(message: dict[str, Any], client: Client, runtime: Runtime) -> 
         wanted = message.get("streams")
         if not isinstance(wanted, dict) or not wanted:
             raise ClientError("bad_request", "resume needs 'streams': {\"account/region/topic\": last_seq, ...}")
-        checked = {}
+        _check_stream_cap([name for name in wanted if name not in client.streams], client, runtime)
+        checked: dict[str, int] = {}
+        owned: dict[str, Account | None] = {}
         for name, seq in wanted.items():
             if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
                 raise ClientError("bad_request", f"streams.{name}: the last seq seen must be an integer >= 0")
-            checked[await _owned_stream(name, client, runtime)] = seq
+            checked[await _owned_stream(name, client, runtime, owned)] = seq
         for name, seq in checked.items():
             await _resume(name, seq, client, runtime)
     else:
-        raise ClientError("bad_request", f"unknown message type {kind!r}: use subscribe, unsubscribe, resume, ping")
+        raise ClientError("invalid_message", f"unknown message type {kind!r}: use {', '.join(COMMANDS)}")
 
 
-async def _owned_stream(name: Any, client: Client, runtime: Runtime) -> str:
+def _check_stream_cap(new: list[str], client: Client, runtime: Runtime) -> None:
+    """Refuse, before any work, a command that would take the connection past its stream cap."""
+    cap = runtime.settings.ws_max_streams
+    if len(client.streams) + len(new) > cap:
+        raise ClientError("too_many_streams", f"a connection may subscribe to at most {cap} streams "
+                                              f"(SPOT_WS_MAX_STREAMS); it has {len(client.streams)} "
+                                              f"and asked for {len(new)} more")
+
+
+async def _owned_stream(name: Any, client: Client, runtime: Runtime, owned: dict[str, Account | None]) -> str:
+    """``name`` checked and normalized; ``owned`` caches the tenant's accounts looked up by this command."""
     if not isinstance(name, str):
         raise ClientError("bad_request", "stream names are strings 'account/region/topic'")
     try:
         account, region, topic = parse_stream_key(name)
     except ValueError as exc:
         raise ClientError("bad_request", str(exc)) from None
-    owned = await runtime.tenancy.get_account(client.tenant_id, account)
-    if owned is None or region not in owned.regions:
+    if account not in owned:
+        owned[account] = await runtime.tenancy.get_account(client.tenant_id, account)
+    found = owned[account]
+    if found is None or region not in found.regions:
         raise ClientError("not_found", f"unknown account {account!r} or region {region!r}")
     return stream_key(account, region, topic)
 
@@ -201,8 +267,8 @@ async def _select(message: dict[str, Any], client: Client, runtime: Runtime) -> 
         missing = [r for r in regions or [] if r not in found.regions]
         if missing:
             raise ClientError("not_found", f"unknown account {account!r} or region {missing[0]!r}")
-    return [stream_key(a.name, r, t) for a in accounts for r in a.regions
-            if regions is None or r in regions for t in topics]
+    return list(dict.fromkeys(stream_key(a.name, r, t) for a in accounts for r in a.regions
+                              if regions is None or r in regions for t in topics))
 
 
 async def _resume(name: str, after: int, client: Client, runtime: Runtime) -> None:

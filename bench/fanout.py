@@ -54,7 +54,8 @@ def serve(data_dir: str) -> None:
     from engine.types import Action, Candidate, Decision, Lifecycle, Pool, Rule
 
     settings = settings_for_test(Path(data_dir), replay=False, ws_queue_size=10_000, ws_heartbeat_s=30.0)
-    with LiveServer(create_app(settings), backlog=4096, ws=os.environ.get("SPOT_BENCH_WS", "auto")) as server:
+    implementation = {"ws": os.environ["SPOT_BENCH_WS"]} if "SPOT_BENCH_WS" in os.environ else {}  # else serve's
+    with LiveServer(create_app(settings), backlog=4096, **implementation) as server:
         runtime = server.runtime
 
         async def setup() -> str:

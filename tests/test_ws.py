@@ -219,7 +219,7 @@ async def test_subscriptions_change_and_idle_connections_get_heartbeats(
     await ws.send(json.dumps({"type": "subscribe", "topics": ["weather"]}))
     assert (await next_message(ws, "error"))["error"] == "bad_request"
     await ws.send("not json")
-    assert (await next_message(ws, "error"))["error"] == "bad_request"
+    assert (await next_message(ws, "error"))["error"] == "invalid_message"
     await ws.close()
 
 

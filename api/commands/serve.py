@@ -32,6 +32,7 @@ def register(app: typer.Typer) -> None:
 
         from api.app import create_app
         from api.runtime import Runtime, describe_source, load_replay_market
+        from api.serving import uvicorn_options
         from engine.policy import POLICY_NAMES
 
         overrides = {k: v for k, v in {
@@ -68,7 +69,5 @@ def register(app: typer.Typer) -> None:
             else:
                 console.print(f"  dashboard  {url}/   (paste a tenant API key; the admin key creates tenants)")
 
-        # No per-message deflate: each connection compresses on its own, so a fan-out to N clients would
-        # compress every event N times (measured: it was two thirds of the server's CPU per delivery).
         uvicorn.run(create_app(settings, on_started=banner), host=settings.host, port=settings.port,
-                    log_level="info", ws_per_message_deflate=False)
+                    log_level="info", **uvicorn_options(settings))
