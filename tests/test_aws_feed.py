@@ -152,3 +152,13 @@ async def test_queue_messages_are_deleted_only_once_decided_and_malformed_ones_a
     time.sleep(1.2)
     left = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
     assert [m["Body"] for m in left] == ["{not json"]  # redelivered until the dead-letter policy takes it
+
+
+async def test_discovery_gives_a_restarted_actor_its_pools_back_before_its_fleet(aws, sessions) -> None:
+    instance = launch(zone="us-east-1b")
+    feed = feed_for(region_actor(), sessions)
+    await feed.discover_once()
+    restarted = region_actor()  # what Ray brings back after a crash with nothing restored
+    feed.actor = LocalHandle(restarted)
+    result = await feed.discover_once()
+    assert result["joined"] == [instance] and len(restarted.engine.pools) == len(feed.pools)

@@ -128,8 +128,10 @@ class AwsFeed:
                 if on_demand and pool_key not in self.pools:
                     self.pools[pool_key] = on_demand
                     new_pools.append((pool_key, on_demand))
+        # Every pass sends every pool (adding is idempotent), so an actor Ray restarted without them gets
+        # them back before its fleet; new pools get the price look-back once.
+        await self.actor.add_pools.remote(sorted(self.pools.items()))
         if new_pools:
-            await self.actor.add_pools.remote(new_pools)
             self.since_s = None
             self._prices_due.set()
         descriptions = tuple(sorted({i.product_description for i in fleet})) or ("Linux/UNIX",)
