@@ -11,6 +11,8 @@ assumes.
 
 from __future__ import annotations
 
+import io
+import math
 import pickle
 from array import array
 from collections.abc import Callable, Mapping, Sequence
@@ -35,7 +37,18 @@ def unpack(blob: bytes) -> Any:
     """The payload of :func:`pack`."""
     if not isinstance(blob, bytes | bytearray | memoryview):
         raise WireError(f"expected packed bytes, got {type(blob).__name__}")
-    return pickle.loads(blob)
+    try:
+        return pickle.loads(blob)
+    except Exception as exc:  # a damaged pickle raises nearly anything: EOFError, KeyError, MemoryError...
+        raise WireError(f"not a packed payload: {type(exc).__name__}: {exc}") from None
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Packed ticks hold only tuples, lists, str, bytes and numbers: no global may be looked up, so a
+    damaged or foreign blob can neither import nor call anything."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"global {module}.{name} in packed ticks")
 
 
 def pack_ticks(ticks: Sequence[Tick]) -> bytes:
@@ -61,23 +74,34 @@ def unpack_ticks(blob: bytes, pool_of: Callable[[str], Pool] | Mapping[str, Pool
 
     Raises :class:`WireError` naming the tick and the field when the payload is malformed.
     """
+    if not isinstance(blob, bytes | bytearray | memoryview):
+        raise WireError(f"expected packed bytes, got {type(blob).__name__}")
     try:
-        version, columns = unpack(blob)
-    except WireError:
-        raise
-    except Exception as exc:
-        raise WireError(f"not a packed batch of ticks: {exc}") from None
-    if version != WIRE_VERSION:
+        version, columns = _PlainUnpickler(io.BytesIO(blob)).load()
+    except Exception as exc:  # as in unpack, and a payload that is not a pair
+        raise WireError(f"not a packed batch of ticks: {type(exc).__name__}: {exc}") from None
+    if type(version) is not int or version != WIRE_VERSION:
         raise WireError(f"packed ticks of version {version!r}, this build reads {WIRE_VERSION}")
+    if not isinstance(columns, list):
+        raise WireError(f"packed ticks: expected a list of ticks, got {type(columns).__name__}")
     lookup = _pool_lookup(pool_of)
     ticks: list[Tick] = []
     for t, tick in enumerate(columns):
-        try:
-            now_s, price_keys, price_values, price_times, avail_keys, avail_flags, avail_times = tick
-            values, times = _floats(price_values), _floats(price_times)
-            flags, flag_times = bytes(avail_flags), _floats(avail_times)
-        except (TypeError, ValueError) as exc:
-            raise WireError(f"ticks[{t}]: malformed columns: {exc}") from None
+        if not isinstance(tick, tuple) or len(tick) != 7:
+            raise WireError(f"ticks[{t}]: expected a tuple of 7 columns, got {type(tick).__name__}")
+        now_s, price_keys, price_values, price_times, avail_keys, avail_flags, avail_times = tick
+        if type(now_s) is not float or not math.isfinite(now_s):
+            raise WireError(f"ticks[{t}]: field 'now_s': {now_s!r} is not a finite time")
+        for kind, keys in (("prices", price_keys), ("availability", avail_keys)):
+            if not isinstance(keys, list):
+                raise WireError(f"ticks[{t}]: field '{kind}.pool': expected a list of pool keys, "
+                                f"got {type(keys).__name__}")
+        if type(avail_flags) is not bytes:
+            raise WireError(f"ticks[{t}]: field 'availability.available': expected bytes, "
+                            f"got {type(avail_flags).__name__}")
+        values = _floats(price_values, t, "prices.price_usd_per_hour")
+        times = _times(price_times, t, "prices")
+        flags, flag_times = avail_flags, _times(avail_times, t, "availability")
         if not len(price_keys) == len(values) == len(times):
             raise WireError(f"ticks[{t}]: field 'prices': {len(price_keys)} pools, {len(values)} prices, "
                             f"{len(times)} times")
@@ -88,14 +112,26 @@ def unpack_ticks(blob: bytes, pool_of: Callable[[str], Pool] | Mapping[str, Pool
                   for i, key in enumerate(price_keys)]
         availability = [AvailabilityPoint(_pool(lookup, key, t, "availability", i), bool(flags[i]), flag_times[i])
                         for i, key in enumerate(avail_keys)]
-        ticks.append((float(now_s), prices, availability))
+        ticks.append((now_s, prices, availability))
     return ticks
 
 
-def _floats(raw: bytes) -> list[float]:
+def _floats(raw: bytes, tick: int, field: str) -> list[float]:
+    if type(raw) is not bytes or len(raw) % 8:
+        shown = f"{len(raw)} bytes" if type(raw) is bytes else type(raw).__name__
+        raise WireError(f"ticks[{tick}]: field {field!r}: expected packed float64s, got {shown}")
     values = array("d")
     values.frombytes(raw)
     return values.tolist()
+
+
+def _times(raw: bytes, tick: int, kind: str) -> list[float]:
+    times = _floats(raw, tick, f"{kind}.timestamp_s")
+    if not math.isfinite(sum(times)):  # one sum is cheap; on a NaN or inf find which entry
+        for i, time_s in enumerate(times):
+            if not math.isfinite(time_s):
+                raise WireError(f"ticks[{tick}]: {kind}[{i}]: field 'timestamp_s': {time_s!r} is not a finite time")
+    return times
 
 
 def _pool_lookup(pool_of: Callable[[str], Pool] | Mapping[str, Pool] | None) -> Callable[[str], Pool | None]:

@@ -22,6 +22,7 @@ import gzip
 import io
 import json
 import math
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,8 @@ DEFAULT_PRODUCT = "Linux/UNIX"
 _SNAKE = {**FIELDS, **{snake: snake for snake in FIELDS.values()}}
 _TOP_LEVEL = {"SpotPriceHistory", "NextToken", "ResponseMetadata"}
 _GZIP_MAGIC = b"\x1f\x8b"
+# Ticks x pools of one resampled trace (400 MB of float64 prices): past it the span or the tick is a mistake.
+MAX_CELLS = 50_000_000
 
 
 def _error(path: Path, where: str, message: str) -> TraceError:
@@ -61,7 +64,7 @@ def read_text(path: Path) -> str:
         return raw.decode("utf-8-sig")
     except FileNotFoundError:
         raise _error(path, "", "no such file") from None
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
         raise _error(path, "", f"cannot read: {exc}") from None
 
 
@@ -95,6 +98,8 @@ def parse_record(path: Path, where: str, record: Mapping[str, Any]) -> PricePoin
         price = float(raw_price)
     except (TypeError, ValueError):
         raise _error(path, where, f"field 'spot_price': {raw_price!r} is not a number") from None
+    except OverflowError:  # an integer past float64's range
+        price = math.inf
     if not math.isfinite(price):
         raise _error(path, where, f"field 'spot_price': {raw_price!r} is not a finite number")
     if price < 0:
@@ -108,7 +113,8 @@ def parse_record(path: Path, where: str, record: Mapping[str, Any]) -> PricePoin
     zone = record["availability_zone"].strip()
     try:
         pool = Pool(record["instance_type"].strip(), zone)
-        pool.region  # noqa: B018 - validates the zone name
+        if not pool.region:  # raises on a zone without its letter; a letter alone has no region
+            raise ValueError(zone)
     except ValueError:
         raise _error(path, where, f"field 'availability_zone': {zone!r} is not a zone") from None
     product = record.get("product_description")
@@ -154,11 +160,19 @@ def _sorted_nonempty(path: Path, points: list[PricePoint]) -> list[PricePoint]:
     return points
 
 
-def _csv_records(path: Path, text: str) -> Iterator[PricePoint]:
+def _csv_rows(path: Path, text: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number, cells) of each row; a row the csv module refuses names its line."""
     reader = csv.reader(io.StringIO(text))
+    try:
+        for row in reader:
+            yield reader.line_num, row
+    except csv.Error as exc:  # a NUL byte, a field past the size limit, a stray quote or line break
+        raise _error(path, f"line {reader.line_num}", f"not valid CSV: {exc}") from None
+
+
+def _csv_records(path: Path, text: str) -> Iterator[PricePoint]:
     header: list[str] | None = None
-    for row in reader:
-        line = reader.line_num
+    for line, row in _csv_rows(path, text):
         if not row or all(not cell.strip() for cell in row):
             continue
         if header is None:
@@ -166,6 +180,9 @@ def _csv_records(path: Path, text: str) -> Iterator[PricePoint]:
             for cell, name in zip(row, header, strict=True):
                 if not name:
                     raise _error(path, f"line {line}", f"unknown column {cell.strip()!r}")
+            twice = next((name for i, name in enumerate(header) if name in header[:i]), None)
+            if twice:
+                raise _error(path, f"line {line}", f"column {twice!r} appears twice")
             missing = [name for name in REQUIRED if name not in header]
             if missing:
                 raise _error(path, f"line {line}", f"missing column {missing[0]!r}")
@@ -183,7 +200,7 @@ def read_price_history(path: Path | str) -> list[PricePoint]:
     if text.lstrip()[:1] in ("{", "["):
         try:
             doc = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # also integers past the digit limit, deep nesting
             raise _error(path, "", f"not valid JSON: {exc}") from None
         return points_of_json(path, doc)
     return _sorted_nonempty(path, list(_csv_records(path, text)))
@@ -248,7 +265,7 @@ def price_points_to_market_trace(
     so every pool is available at every tick."""
     if not points:
         raise ValueError("no price points")
-    if tick_s <= 0:
+    if not (tick_s > 0 and math.isfinite(tick_s)):
         raise ValueError(f"tick_s must be positive, got {tick_s}")
     product = choose_product(points, product_description)
     chosen = [p for p in points if p.product_description == product]
@@ -260,6 +277,11 @@ def price_points_to_market_trace(
         raise ValueError(f"end_s {last} is before start_s {first}")
     n_ticks = math.floor((last - first) / tick_s + 1e-9) + 1
     pools = tuple(sorted({p.pool for p in chosen}))
+    if n_ticks * len(pools) > MAX_CELLS:
+        raise ValueError(
+            f"{last - first:g} s of history at {tick_s:g} s ticks for {len(pools)} pools is more than "
+            f"{MAX_CELLS} prices; pass start_s and end_s, or a longer tick_s"
+        )
     timestamps_s = first + np.arange(n_ticks, dtype=np.float64) * tick_s
     return MarketTrace(
         pools=pools,

@@ -26,7 +26,10 @@ import enum
 import functools
 import gzip
 import json
+import math
 import re
+import sys
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -84,7 +87,12 @@ def read_json(path: Path) -> Any:
         raise TraceError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise TraceError(f"{path}: is a directory, not a trace file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, gzip.BadGzipFile, EOFError) as exc:
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise TraceError(f"{path}: not valid gzip data: {exc}") from None
+    except OSError as exc:
+        raise TraceError(f"{path}: cannot read: {exc}") from None
+    # ValueError covers bad JSON, bad UTF-8 and integers past Python's digit limit; RecursionError, nesting.
+    except (ValueError, RecursionError) as exc:
         raise TraceError(f"{path}: not valid JSON: {exc}") from None
 
 
@@ -143,8 +151,12 @@ def _values(path: Path, where: str, data: Any, field: str = "data") -> npt.NDArr
     if not set(map(type, data)) <= _NUMBER_TYPES:  # bools, strings, nulls: find the first one
         for i, value in enumerate(data):
             if type(value) not in _NUMBER_TYPES:
-                raise TraceError(f"{path}: {where}: {field}[{i}] = {value!r} is not a number")
-    values = np.asarray(data, dtype=np.float64)
+                raise TraceError(f"{path}: {where}: {field}[{i}] = {_shown(value)} is not a number")
+    try:
+        values = np.asarray(data, dtype=np.float64)
+    except OverflowError:  # an integer past float64's range
+        i = next(i for i, value in enumerate(data) if abs(value) > sys.float_info.max)
+        raise TraceError(f"{path}: {where}: {field}[{i}] = {_shown(data[i])} is not a finite number") from None
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
         raise TraceError(f"{path}: {where}: {field}[{bad[0]}] = {data[bad[0]]!r} is not a finite number")
@@ -154,14 +166,38 @@ def _values(path: Path, where: str, data: Any, field: str = "data") -> npt.NDArr
     return values
 
 
+def _shown(value: Any, width: int = 60) -> str:
+    """A value's repr for an error message, cut to ``width`` characters."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _positive(value: Any) -> float | None:
+    """A JSON value as a finite positive float, else None (bools, strings, NaN, inf, huge integers).
+
+    >>> _positive(60), _positive(True), _positive(float("inf")), _positive(10**400)
+    (60.0, None, None, None)
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if number > 0 and math.isfinite(number) else None
+
+
 def _gap_seconds(path: Path, where: str, trace: Mapping[str, Any]) -> float:
     metadata = trace.get("metadata")
     if not isinstance(metadata, dict) or "gap_seconds" not in metadata:
         raise TraceError(f"{path}: {where}: field 'metadata.gap_seconds' is missing")
-    gap = metadata["gap_seconds"]
-    if isinstance(gap, bool) or not isinstance(gap, int | float) or not gap > 0:
-        raise TraceError(f"{path}: {where}: field 'metadata.gap_seconds' = {gap!r} is not a positive number")
-    return float(gap)
+    gap = _positive(metadata["gap_seconds"])
+    if gap is None:
+        raise TraceError(
+            f"{path}: {where}: field 'metadata.gap_seconds' = {_shown(metadata['gap_seconds'])} "
+            "is not a positive number"
+        )
+    return gap
 
 
 def available_from_values(values: npt.NDArray[np.float64], convention: Convention) -> npt.NDArray[np.bool_]:
@@ -182,12 +218,25 @@ def convention_of(path: Path, doc: Mapping[str, Any], override: Convention | str
         try:
             return Convention(str(override).strip().lower())
         except ValueError:
-            raise TraceError(f"convention {override!r} is not 'available' or 'preempted'") from None
+            raise TraceError(f"{path}: convention {override!r} is not 'available' or 'preempted'") from None
     text = str(doc.get("convention", "")).strip().lower()
     for convention in Convention:
         if text.startswith(convention.value):
             return convention
     raise TraceError(f"{path}: the file does not say its convention; pass --convention available|preempted")
+
+
+def _start_s(path: Path, where: str, source: str, metadata: Mapping[str, Any]) -> float:
+    """:func:`start_time_of`, its errors naming the file and the field."""
+    try:
+        return start_time_of(source, metadata)
+    except (ValueError, OverflowError):
+        if isinstance(metadata.get("start_time"), str):
+            raise TraceError(
+                f"{path}: {where}: field 'metadata.start_time' = {_shown(metadata['start_time'])} "
+                "is not an ISO-8601 time"
+            ) from None
+        raise TraceError(f"{path}: {where}: the date in {_shown(source)} is not a month-day-year date") from None
 
 
 def _pool_of(path: Path, name: str, trace: Mapping[str, Any]) -> Pool:
@@ -265,7 +314,7 @@ def load_availability(
             raise TraceError(f"{path}: {where}: expected an object with 'metadata' and 'data'")
         group = group_of_trace_name(name)
         gaps.setdefault(group, set()).add(_gap_seconds(path, where, trace))
-        start_s = start_time_of(name if _SOURCE_DATE.search(name) else source, trace.get("metadata"))
+        start_s = _start_s(path, where, name if _SOURCE_DATE.search(name) else source, trace["metadata"])
         starts.setdefault(group, set()).add(start_s)
         pool = _pool_of(path, name, trace)
         if pool in pools:
@@ -304,9 +353,10 @@ def _on_demand_of(path: Path, doc: Mapping[str, Any]) -> float | None:
     value = doc.get("on_demand_usd_per_hour")
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise TraceError(f"{path}: field 'on_demand_usd_per_hour' = {value!r} is not a positive number")
-    return float(value)
+    price = _positive(value)
+    if price is None:
+        raise TraceError(f"{path}: field 'on_demand_usd_per_hour' = {_shown(value)} is not a positive number")
+    return price
 
 
 def _attach_joint_prices(path: Path, doc: Any, trace: MarketTrace) -> MarketTrace:
@@ -376,12 +426,7 @@ def read_windows(path: Path | str, convention: Convention | str | None = None) -
         gaps.add(_gap_seconds(path, where, window))
         if len(gaps) > 1:
             raise TraceError(f"{path}: {where}: gap_seconds {sorted(gaps)} differ between windows")
-        try:
-            starts.append(start_time_of("", window.get("metadata")))
-        except ValueError:
-            raise TraceError(
-                f"{path}: {where}: field 'metadata.start_time' is not an ISO-8601 time"
-            ) from None
+        starts.append(_start_s(path, where, "", window["metadata"]))
         available.append(available_from_values(_values(path, where, window.get("data")), resolved))
     return Windows(tick_s=gaps.pop(), start_s=tuple(starts), available=tuple(available))
 
@@ -440,7 +485,10 @@ def _attach_price_history(path: Path, doc: Any, trace: MarketTrace) -> MarketTra
 
 
 def _iso(timestamp_s: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp_s, tz=dt.UTC).isoformat().replace("+00:00", "Z")
+    try:
+        return dt.datetime.fromtimestamp(timestamp_s, tz=dt.UTC).isoformat().replace("+00:00", "Z")
+    except (ValueError, OverflowError, OSError):  # past the calendar's years 1..9999
+        return f"{timestamp_s:g} s"
 
 
 def load_market(
@@ -466,7 +514,7 @@ def load_market(
         if text.lstrip()[:1] in ("{", "["):
             try:
                 doc = json.loads(text)
-            except json.JSONDecodeError as exc:
+            except (ValueError, RecursionError) as exc:  # as in read_json
                 raise TraceError(f"{prices_path}: not valid JSON: {exc}") from None
         if isinstance(doc, dict) and "prices" in doc:
             trace = _attach_joint_prices(prices_path, doc, trace)
