@@ -81,7 +81,11 @@ class PoolOrder:
                    {s.pool: i for i, s in enumerate(states)})
 
 
-_POINT_TYPES = (PricePoint, AvailabilityPoint)
+_BOOLS = (bool, np.bool_)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float | np.number) and not isinstance(value, bool | np.bool_)
 
 
 @dataclass(slots=True)
@@ -218,46 +222,53 @@ class RegionEngine:
 
         The loop only tests; a batch that fails is walked again by :meth:`_reject` to name the entry.
         """
-        if not math.isfinite(now_s):
+        if not (isinstance(now_s, int | float) and math.isfinite(now_s)):
             raise BatchRejected(f"now_s must be a finite time, got {now_s!r}")
         get, finite = self.pools.get, math.isfinite
         resolved: list[list[PoolState]] = []
-        for points in (prices, availability):
-            states = []
-            for point in points:
-                if not isinstance(point, _POINT_TYPES):
-                    self._reject(prices, availability, now_s)
-                state = get(point.pool)
-                ts = point.timestamp_s
-                if state is None or not (finite(ts) and ts <= now_s) or (
-                    isinstance(point, PricePoint)
-                    and not (finite(point.price_usd_per_hour) and point.price_usd_per_hour >= 0)
-                ):
-                    self._reject(prices, availability, now_s)
-                states.append(state)
-            resolved.append(states)
+        try:  # a field of the wrong type (unhashable pool, text for a number) is a TypeError: refused too
+            for points, kind in ((prices, PricePoint), (availability, AvailabilityPoint)):
+                states = []
+                for point in points:
+                    if point.__class__ is not kind:
+                        self._reject(prices, availability, now_s)
+                    state = get(point.pool)
+                    ts = point.timestamp_s
+                    if state is None or not (finite(ts) and ts <= now_s) or (
+                        not (finite(point.price_usd_per_hour) and point.price_usd_per_hour >= 0)
+                        if isinstance(point, PricePoint) else not isinstance(point.available, _BOOLS)
+                    ):
+                        self._reject(prices, availability, now_s)
+                    states.append(state)
+                resolved.append(states)
+        except TypeError:
+            self._reject(prices, availability, now_s)
         return resolved[0], resolved[1]
 
     def _reject(self, prices: Sequence[PricePoint], availability: Sequence[AvailabilityPoint],
                 now_s: float) -> NoReturn:
         """Raise BatchRejected naming the first bad entry and field of a batch known to be bad."""
-        for kind, points in (("prices", prices), ("availability", availability)):
+        for name, kind, points in (("prices", PricePoint, prices), ("availability", AvailabilityPoint, availability)):
             for i, point in enumerate(points):
-                where = f"{kind}[{i}]"
-                if not isinstance(point, PricePoint | AvailabilityPoint):
-                    raise BatchRejected(f"{where}: expected a price or availability point, got {type(point)}")
-                if point.pool not in self.pools:
-                    raise BatchRejected(f"{where}: field 'pool': unknown pool {point.pool.key} in {self.region}")
-                if not math.isfinite(point.timestamp_s):
+                where = f"{name}[{i}]"
+                if point.__class__ is not kind:
+                    raise BatchRejected(f"{where}: expected a {kind.__name__}, got {type(point).__name__}")
+                if not isinstance(point.pool, Pool) or point.pool not in self.pools:
+                    shown = point.pool.key if isinstance(point.pool, Pool) else repr(point.pool)
+                    raise BatchRejected(f"{where}: field 'pool': unknown pool {shown} in {self.region}")
+                if not (_is_number(point.timestamp_s) and math.isfinite(point.timestamp_s)):
                     raise BatchRejected(f"{where}: field 'timestamp_s': {point.timestamp_s!r} is not a time")
                 if point.timestamp_s > now_s:
                     raise BatchRejected(f"{where}: field 'timestamp_s': {point.timestamp_s} is after now")
                 if isinstance(point, PricePoint) and not (
-                    math.isfinite(point.price_usd_per_hour) and point.price_usd_per_hour >= 0
+                    _is_number(point.price_usd_per_hour) and math.isfinite(point.price_usd_per_hour)
+                    and point.price_usd_per_hour >= 0
                 ):
                     raise BatchRejected(
                         f"{where}: field 'price_usd_per_hour': {point.price_usd_per_hour!r} is not a price"
                     )
+                if isinstance(point, AvailabilityPoint) and not isinstance(point.available, _BOOLS):
+                    raise BatchRejected(f"{where}: field 'available': {point.available!r} is not a boolean")
         raise AssertionError("_reject called on a valid batch")
 
     def observe(self, prices: Sequence[PricePoint], availability: Sequence[AvailabilityPoint],

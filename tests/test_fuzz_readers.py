@@ -645,24 +645,20 @@ def test_a_batch_with_one_bad_point_is_refused_whole_and_changes_nothing(
     assert state_of(e) == before
 
 
-REGION_BUG = pytest.mark.xfail(
-    strict=True, reason="engine/region.py validates neither a point's kind per list nor its field types: "
-    "these crash (TypeError/AttributeError/ValueError) and the last three after applying part of the batch"
-)
 
 
 @pytest.mark.parametrize(
     ("prices", "availability"),
     [
-        pytest.param([PricePoint(REGION_POOLS[0], "abc", 5.0)], [], marks=REGION_BUG, id="price-str"),
-        pytest.param([PricePoint(REGION_POOLS[0], 1.0, "5")], [], marks=REGION_BUG, id="time-str"),
-        pytest.param([PricePoint("p3.2xlarge@us-east-1a", 1.0, 5.0)], [], marks=REGION_BUG, id="pool-str"),
+        pytest.param([PricePoint(REGION_POOLS[0], "abc", 5.0)], [], id="price-str"),
+        pytest.param([PricePoint(REGION_POOLS[0], 1.0, "5")], [], id="time-str"),
+        pytest.param([PricePoint("p3.2xlarge@us-east-1a", 1.0, 5.0)], [], id="pool-str"),
         pytest.param([PricePoint(REGION_POOLS[0], 0.5, 5.0), AvailabilityPoint(REGION_POOLS[1], True, 5.0)], [],
-                     marks=REGION_BUG, id="availability-among-prices"),
+                     id="availability-among-prices"),
         pytest.param([PricePoint(REGION_POOLS[0], 0.5, 5.0)], [PricePoint(REGION_POOLS[1], 0.5, 5.0)],
-                     marks=REGION_BUG, id="price-among-availability"),
+                     id="price-among-availability"),
         pytest.param([PricePoint(REGION_POOLS[0], 0.5, 5.0)], [AvailabilityPoint(REGION_POOLS[1], "yes", 5.0)],
-                     marks=REGION_BUG, id="available-str"),
+                     id="available-str"),
     ],
 )
 def test_a_point_of_the_wrong_shape_is_refused_whole(prices: list[Any], availability: list[Any]) -> None:
