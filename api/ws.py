@@ -37,6 +37,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from actors.store import MAX_REPLAY
 from actors.store.tenancy import Account
 from actors.stream import TOPICS, parse_stream_key, stream_key
+from actors.wire import unpack
 from api.auth import TokenBucket, bearer, verify_token
 from api.deps import resolve_key
 from api.fanout import CLOSE, RESYNC, Client, encode_stored, finish_write
@@ -271,6 +272,21 @@ async def _select(message: dict[str, Any], client: Client, runtime: Runtime) -> 
                               if regions is None or r in regions for t in topics))
 
 
+async def _replay_unsaved_tail(name: str, topic: str, client: Client, runtime: Runtime) -> int:
+    """What the stream host holds past the store: a region actor whose store is unreachable keeps
+    streaming and saves the tick later, so for a while the newest events live only in the host's ring."""
+    state = client.streams[name]
+    answer = unpack(await runtime.hub.listen_packed.remote({name: state.last_seq}, 0.0))
+    tail = [(seq, payload) for seq, payload in answer["events"].get(name, []) if seq > state.last_seq]
+    if tail and name in answer["truncated"] and tail[0][0] > state.last_seq + 1:
+        client.control({"type": "gap", "stream": name, "detail": f"events {state.last_seq + 1}-{tail[0][0] - 1} "
+                        "were neither stored nor still held by the stream host"})
+    for seq, payload in tail:
+        client.offer(name, seq, encode_stored(name, topic, seq, payload))
+        state.last_seq = seq
+    return len(tail)
+
+
 async def _resume(name: str, after: int, client: Client, runtime: Runtime) -> None:
     """Join live (parked), replay everything after ``after``, then release the parked live events."""
     fanout = runtime.fanout
@@ -291,5 +307,7 @@ async def _resume(name: str, after: int, client: Client, runtime: Runtime) -> No
             if not state.dropped:
                 break
             state.dropped = False  # live events were dropped while parked: they are in the store
+    if not client.overflowed:
+        replayed += await _replay_unsaved_tail(name, topic, client, runtime)
     client.control({"type": "resumed", "stream": name, "replayed": replayed, "seq": state.last_seq})
     fanout.release(client, name)
