@@ -1,10 +1,12 @@
-"""Persistence of decisions, stream events and instance state: SQLModel tables, Alembic migrations, one async Store.
+"""Persistence of decisions, stream events, instance state and region actor checkpoints: SQLModel
+tables, Alembic migrations, one async Store.
 
 SQLite (``sqlite+aiosqlite:///file.db``) by default, PostgreSQL (``postgresql+asyncpg://...``) in
 production; the same code and the same tests run on both.
 """
 
 from actors.store import tenancy_tables as _tenancy_tables  # noqa: F401  (registers the tenancy tables in METADATA)
+from actors.store.checkpoints import KEEP_CHECKPOINTS, CheckpointRecord
 from actors.store.codec import DecisionRecord, decision_from_json, decision_to_json
 from actors.store.errors import DatabaseUnavailableError, DatabaseURLError, InvalidRecordError, StoreError
 from actors.store.events import DECISIONS_TOPIC, EVENT_TOPICS, StreamEvent
@@ -13,8 +15,10 @@ from actors.store.repository import MAX_PAGE, MAX_REPLAY, Store
 __all__ = [
     "DECISIONS_TOPIC",
     "EVENT_TOPICS",
+    "KEEP_CHECKPOINTS",
     "MAX_PAGE",
     "MAX_REPLAY",
+    "CheckpointRecord",
     "DatabaseURLError",
     "DatabaseUnavailableError",
     "DecisionRecord",

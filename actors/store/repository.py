@@ -21,12 +21,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from actors.store import codec, db, writer
+from actors.store.checkpoints import KEEP_CHECKPOINTS, CheckpointRecord, checkpoint_from_row, checkpoint_row
 from actors.store.codec import DecisionRecord
 from actors.store.db import BEGIN_MODE_OPTION
 from actors.store.errors import DatabaseUnavailableError, InvalidRecordError
 from actors.store.events import DECISIONS_TOPIC, EVENT_TOPICS, StreamEvent, check_topic, event_from_row, event_to_row
 from actors.store.migrate import current_revision, head_revision, upgrade
-from actors.store.tables import ACCOUNT_MAX_LEN, DECISIONS, INSTANCES, REGION_MAX_LEN, STREAM_EVENTS
+from actors.store.tables import ACCOUNT_MAX_LEN, CHECKPOINTS, DECISIONS, INSTANCES, REGION_MAX_LEN, STREAM_EVENTS
 from engine.types import Action, Decision, Instance
 
 MAX_PAGE = 1000  # list_decisions: a page for a person or a dashboard
@@ -323,6 +324,43 @@ class Store:
         statement = sa.delete(INSTANCES).where(c.account == account, c.region == region, c.instance_id.in_(ids))
         async with self._engine.begin() as conn:
             await conn.execute(statement)
+
+    async def fleet_updated_at_s(self, account: str, region: str) -> float | None:
+        """When the stream's stored fleet last changed (the newest ``updated_at_s``), None with no fleet."""
+        c = INSTANCES.c
+        query = sa.select(sa.func.max(c.updated_at_s)).where(c.account == account, c.region == region)
+        async with self._engine.connect() as conn:
+            newest = (await conn.execute(query)).scalar_one()
+        return None if newest is None else float(newest)
+
+    # --- checkpoints ---------------------------------------------------------------------------------
+
+    async def save_checkpoint(self, account: str, region: str, payload: bytes, *, version: int,
+                              tick_s: float | None, created_at_s: float, sha256: str | None = None,
+                              keep: int = KEEP_CHECKPOINTS) -> int:
+        """Add a checkpoint of the stream and delete all but its ``keep`` newest, in one transaction;
+        returns its id. ``sha256`` (hex) is the payload's, computed here when not given."""
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise ValueError(f"keep must be a positive integer, got {keep!r}")
+        row = checkpoint_row(account, region, payload, version=version, tick_s=tick_s,
+                             created_at_s=created_at_s, sha256=sha256)
+        c = CHECKPOINTS.c
+        stream = (c.account == account, c.region == region)
+        newest = sa.select(c.id).where(*stream).order_by(c.id.desc()).limit(keep)
+        async with self._engine.connect() as conn:
+            conn = await conn.execution_options(**{BEGIN_MODE_OPTION: "IMMEDIATE"})
+            async with conn.begin():
+                new_id = (await conn.execute(sa.insert(CHECKPOINTS).returning(c.id), row)).scalar_one()
+                await conn.execute(sa.delete(CHECKPOINTS).where(*stream, c.id.not_in(newest)))
+        return int(new_id)
+
+    async def load_checkpoints(self, account: str, region: str) -> list[CheckpointRecord]:
+        """The stream's stored checkpoints, newest first (unchecked: see ``CheckpointRecord.intact``)."""
+        c = CHECKPOINTS.c
+        query = sa.select(CHECKPOINTS).where(c.account == account, c.region == region).order_by(c.id.desc())
+        async with self._engine.connect() as conn:
+            result = await conn.execute(query)
+            return [checkpoint_from_row(row) for row in result.mappings()]
 
     # --- streams -------------------------------------------------------------------------------------
 

@@ -12,6 +12,9 @@ itself, the store only keeps and replays them. Like decisions, events stay when 
 (an account name is never reused, see ``tenancy_tables``); only retention (``Store.prune_events``)
 deletes them, hence the (topic, at_s) index.
 
+A region actor's checkpoints (its engine with the learned models, and where its streams stand) are rows
+of ``checkpoints``: bytes the store does not interpret, with their format version and SHA-256.
+
 Ids are BIGINT on PostgreSQL; on SQLite they must be INTEGER to alias the rowid and autoincrement.
 The Alembic revisions in ``migrations/`` create exactly these tables (a test compares them).
 """
@@ -34,6 +37,7 @@ ENUM_MAX_LEN = 32
 POLICY_MAX_LEN = 128
 FLEET_MAX_LEN = 128
 TOPIC_MAX_LEN = 32
+SHA256_LEN = 64
 
 
 def _id_column() -> Any:
@@ -117,7 +121,25 @@ class StreamEventRow(SQLModel, table=True):
     payload: str = _text()
 
 
+class CheckpointRow(SQLModel, table=True):
+    """One checkpoint of a region actor (``actors/checkpoint.py``): an opaque payload, its format version
+    and SHA-256. Newest is the highest id; the store keeps the last few per (account, region)."""
+
+    __tablename__ = "checkpoints"
+    __table_args__ = (sa.Index("ix_checkpoints_stream_id", "account", "region", "id"),)
+
+    id: int | None = _id_column()
+    account: str = _text(ACCOUNT_MAX_LEN)
+    region: str = _text(REGION_MAX_LEN)
+    created_at_s: float = _float()  # wall clock
+    tick_s: float | None = Field(default=None, sa_column=sa.Column(sa.Float(), nullable=True))  # none yet: NULL
+    version: int = Field(sa_column=sa.Column(sa.Integer(), nullable=False))
+    sha256: str = _text(SHA256_LEN)
+    payload: bytes = Field(sa_column=sa.Column(sa.LargeBinary(), nullable=False))
+
+
 METADATA = SQLModel.metadata
 DECISIONS: sa.Table = DecisionRow.__table__  # type: ignore[attr-defined]
 INSTANCES: sa.Table = InstanceRow.__table__  # type: ignore[attr-defined]
 STREAM_EVENTS: sa.Table = StreamEventRow.__table__  # type: ignore[attr-defined]
+CHECKPOINTS: sa.Table = CheckpointRow.__table__  # type: ignore[attr-defined]
