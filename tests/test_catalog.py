@@ -18,6 +18,7 @@ from engine.catalog import (
     UnknownInstanceType,
     UnknownRegion,
     compatible_pools,
+    region_catalog,
 )
 from engine.types import Instance, Pool
 
@@ -321,3 +322,34 @@ def test_bad_field_error_names_the_type_and_field() -> None:
 def test_negative_on_demand_price_is_rejected() -> None:
     with pytest.raises(CatalogError, match=r"on_demand_usd_per_hour\['xx-test-1'\]"):
         Catalog.from_json(tiny_doc(on_demand_usd_per_hour={"xx-test-1": -1}))
+
+
+# --- one region's part (what a region actor holds) ----------------------------------------------------
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-1", "ap-southeast-2"])
+def test_a_region_catalog_answers_about_its_region_as_the_whole_one_does(catalog: Catalog, region: str) -> None:
+    part = region_catalog(region)
+    assert part.zones(region) == catalog.zones(region)
+    for instance_type in catalog.instance_types[::7]:  # every 7th type: ~200 per region, a second or so
+        price = catalog.on_demand_usd_per_hour(instance_type, region)
+        if price is None:  # unpriced in the region: the actor's rule treats it as compatible with itself alone
+            assert instance_type not in part or part.on_demand_usd_per_hour(instance_type, region) is None
+            continue
+        assert part.on_demand_usd_per_hour(instance_type, region) == price
+        assert part.offered_zones(instance_type, region) == catalog.offered_zones(instance_type, region)
+        assert part.compatible_types(instance_type, region) == catalog.compatible_types(instance_type, region)
+
+
+def test_a_region_catalog_holds_only_its_regions_prices() -> None:
+    part = region_catalog("us-east-1")
+    assert part.regions == ("us-east-1",)
+    assert part.on_demand_usd_per_hour("p3.2xlarge", "us-west-2") is None
+    assert region_catalog("us-east-1") is part
+
+
+def test_a_region_catalog_of_an_unknown_region_knows_no_type() -> None:
+    part = region_catalog("xx-nowhere-1")
+    assert len(part) == 0
+    with pytest.raises(UnknownRegion):
+        part.zones("xx-nowhere-1")
