@@ -48,12 +48,18 @@ async def render(runtime: Runtime) -> bytes:
     tick_errors = CounterMetricFamily("spot_tick_errors", "ticks that failed after validation", labels=labels)
     latency = GaugeMetricFamily("spot_tick_latency_seconds", "duration of the last tick in the actor",
                                 labels=labels)
+    unsaved = GaugeMetricFamily("spot_store_unsaved_events", "events decided and streamed, waiting for the store",
+                                labels=labels)
+    dropped = CounterMetricFamily("spot_store_dropped_events",
+                                  "events the unsaved buffer dropped (overflow): in no store", labels=labels)
     for s in statuses:
         key = [str(s["account"]), str(s["region"])]
         decisions.add_metric(key, s.get("decisions", 0))
         batches.add_metric(key, s.get("batches", 0))
         rejected.add_metric(key, s.get("rejected_batches", 0))
         tick_errors.add_metric(key, s.get("tick_errors", 0))
+        unsaved.add_metric(key, s.get("unsaved_events", 0))
+        dropped.add_metric(key, s.get("dropped_events", 0))
         value = s.get("last_tick_latency_s")
         if isinstance(value, float) and math.isfinite(value):
             latency.add_metric(key, value)
@@ -66,7 +72,7 @@ async def render(runtime: Runtime) -> bytes:
     fanout = runtime.fanout
     depths = fanout.queue_depths()
     families: list[Any] = [
-        decisions, batches, rejected, tick_errors, latency, feed_errors, feed_batches,
+        decisions, batches, rejected, tick_errors, latency, unsaved, dropped, feed_errors, feed_batches,
         GaugeMetricFamily("spot_ws_clients", "connected WebSocket clients", value=len(fanout.clients)),
         GaugeMetricFamily("spot_ws_listeners", "stream listeners (one per subscribed stream)",
                           value=len(fanout.listeners)),

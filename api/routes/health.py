@@ -48,15 +48,20 @@ def _feed_state(runtime: Runtime) -> dict[str, Any]:
 
 @router.get("/readyz", responses={503: {"description": "a dependency is down"}})
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
-    """Readiness: Ray answers (the stream host), the store answers, the replay feed is moving, and no cloud
-    feed is stale or refused (each one that is says since when and why)."""
-    ray_ok, store_ok = await asyncio.gather(_ray_ready(runtime), runtime.store.ping())
+    """Readiness: Ray answers (the stream host), the store answers, the replay feed is moving, no cloud
+    feed is stale or refused (each one that is says since when and why), and no region actor's buffer of
+    unsaved events has overflowed (events waiting for the store are listed)."""
+    ray_ok, store_ok, statuses = await asyncio.gather(_ray_ready(runtime), runtime.store.ping(),
+                                                      metrics.actor_statuses(runtime))
     feed = _feed_state(runtime)
     stale = {name: health.as_json() for name, health in runtime.registry.stale().items()}
-    ready = ray_ok and store_ok and feed["ok"] and not stale
+    unsaved = {f"{s['account']}/{s['region']}": s["unsaved_events"] for s in statuses if s.get("unsaved_events")}
+    overflowing = sorted(f"{s['account']}/{s['region']}" for s in statuses if s.get("store_overflow"))
+    ready = ray_ok and store_ok and feed["ok"] and not stale and not overflowing
     body = {"status": "ready" if ready else "not_ready",
-            "checks": {"ray": ray_ok, "store": store_ok, "feed": feed, "cloud_feeds": {"ok": not stale,
-                                                                                        "stale": stale}}}
+            "checks": {"ray": ray_ok, "store": store_ok, "feed": feed,
+                       "cloud_feeds": {"ok": not stale, "stale": stale},
+                       "unsaved": {"ok": not overflowing, "events": unsaved, "overflowing": overflowing}}}
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
