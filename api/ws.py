@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -42,6 +43,8 @@ from api.auth import TokenBucket, bearer, verify_token
 from api.deps import resolve_key
 from api.fanout import CLOSE, RESYNC, Client, encode_stored, finish_write
 from api.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 router = APIRouter()
 REPLAY_CHUNK = 500
@@ -298,7 +301,11 @@ async def _resume(name: str, after: int, client: Client, runtime: Runtime) -> No
     chunk = max(1, min(REPLAY_CHUNK, MAX_REPLAY, client.limit // 2))
     while not client.overflowed:
         await client.wait_for_room()
-        stored = await runtime.stored_after(name, state.last_seq, chunk)
+        try:
+            stored = await runtime.stored_after(name, state.last_seq, chunk)
+        except Exception as exc:  # an unreachable store: the stream host's tail is all there is for now
+            log.warning("resume of %s could not read the store (%s); replaying the stream host's tail", name, exc)
+            break
         for seq, payload in stored:
             client.offer(name, seq, encode_stored(name, topic, seq, payload))
             state.last_seq = seq

@@ -148,3 +148,48 @@ async def test_an_overflowing_queue_is_loud_and_the_actor_goes_on(
     alerts = (await actor.hub.listen({key: 0}, timeout_s=0.05))["events"].get(key, [])
     assert any(json.loads(text)["kind"] == "store_overflow" for _, text in alerts)
     await actor.close()
+
+
+async def test_a_websocket_streams_through_a_database_cut_and_resumes_after_it_without_gap_or_duplicate(
+        ray_session, migrated_url: str, proxy: TcpProxy, tmp_path) -> None:
+    import httpx
+    import websockets
+
+    from api.app import create_app
+    from api.testing import LiveServer, bearer_headers, demo_key, settings_for_test
+
+    settings = settings_for_test(tmp_path, database_url=through(proxy, migrated_url), replay_speed=20_000.0)
+    streams = [stream_key(settings.account, REGION, topic) for topic in ("decisions", "prices")]
+    seen: dict[str, list[int]] = {name: [] for name in streams}
+
+    async def read(socket: websockets.ClientConnection, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                message = json.loads(await asyncio.wait_for(socket.recv(), left))
+            except TimeoutError:
+                return
+            if message.get("stream") in seen and "data" in message:  # events only, not the acks
+                seen[message["stream"]].append(message["seq"])
+
+    with LiveServer(create_app(settings)) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            http.headers.update(bearer_headers(await demo_key(http)))
+            token = (await http.post("/api/v1/ws-tokens")).json()["token"]
+        async with websockets.connect(f"{server.ws_url}?token={token}") as socket:
+            await socket.send(json.dumps({"type": "subscribe", "account": settings.account, "regions": [REGION],
+                                          "topics": ["decisions", "prices"]}))
+            await read(socket, 3.0)
+            proxy.cut()
+            before_cut = len(seen[streams[1]])
+            await read(socket, CUT_S / 2)
+            assert len(seen[streams[1]]) > before_cut  # streaming goes on while the database is cut
+        positions = {name: seqs[-1] for name, seqs in seen.items() if seqs}
+        await asyncio.sleep(CUT_S / 2)  # disconnected for the rest of the cut
+        proxy.restore()
+        async with websockets.connect(f"{server.ws_url}?token={token}") as socket:
+            await socket.send(json.dumps({"type": "resume", "streams": positions}))
+            await read(socket, 5.0)
+        for name, seqs in seen.items():
+            assert seqs == list(range(seqs[0], seqs[-1] + 1)), f"{name}: a gap or a duplicate at {[(i, s) for i, s in enumerate(seqs) if i and s != seqs[i - 1] + 1]} resumed after {positions[name]}"
+            assert seqs[-1] > positions[name]
