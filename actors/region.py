@@ -4,27 +4,34 @@ A plain async class (``actors/remote.py`` applies ``ray.remote``), so its logic 
 cluster. One call per batch of observations: validate and learn (the engine rejects a bad batch whole),
 decide, carry the decisions out through the executor, publish them on the stream host, persist them in one
 transaction. Failures after validation are caught per tick, logged with account and region, counted, and
-the actor goes on.
+the actor goes on. Its first call restores it from its newest checkpoint (``actors/checkpoint.py``), which it
+takes off the tick every ``checkpoint_interval_s`` and on close; ``reconfigure`` keeps what it learned.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import math
+import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from actors.checkpoint import CHECKPOINT_VERSION, ActorState, checked_state, encode_state
 from actors.executor import ExecutionResult, Executor, Outcome, make_executor
-from actors.store import Store, StreamEvent
+from actors.store import CheckpointRecord, Store, StreamEvent
+from actors.store.checkpoints import sha256_hex
 from actors.store.codec import decision_to_json
+from actors.store.errors import InvalidRecordError
 from actors.stream import Entry, encode, stream_key
+from actors.unsaved import DEFAULT_LIMIT_EVENTS, PendingTick, UnsavedTicks
 from actors.wire import WireError, pack, unpack_ticks
-from engine.catalog import default_catalog
+from engine.catalog import region_catalog
 from engine.learning.price import PriceForecaster
 from engine.learning.risk import RiskModel
 from engine.policy import PolicyParams, make_policy
@@ -36,7 +43,11 @@ log = logging.getLogger(__name__)
 FLEET_SAVE_INTERVAL_S = 5.0  # the stored fleet snapshot is for restarts; REST reads the live actor
 DEFAULT_PRICE_RETENTION_S = 7 * 86_400.0
 PRUNE_EVERY_S = 3600.0  # of tick time: how often an actor deletes its price events past retention
+DEFAULT_CHECKPOINT_INTERVAL_S = 60.0
+CHECKPOINT_TICK_WAIT_S = 5.0  # a due checkpoint waits this long at most for a tick to end, then goes anyway
 DEFAULT_NOTICE_HOLD_S = 600.0
+UNSAVED_RETRY_MIN_S, UNSAVED_RETRY_MAX_S = 0.5, 10.0  # retrying the store while it is unreachable
+CLOSE_FLUSH_S = 5.0
 AWS_CREDENTIALS_MODES = frozenset({"aws_default", "aws_assume_role"})
 GONE_STATES = frozenset({"shutting-down", "terminated", "stopping", "stopped"})
 
@@ -51,12 +62,17 @@ class RegionConfig:
     executor: str = "simulated"
     seed: int = 0
     price_retention_s: float = DEFAULT_PRICE_RETENTION_S  # stored price events older than this are deleted
+    unsaved_limit_events: int = DEFAULT_LIMIT_EVENTS  # events queued while the store is unreachable
     # A real cloud's account (plain references, never secrets): how the executor reaches it.
     credentials_mode: str = "replay"
     role_arn: str | None = None
     external_id: str | None = None
     managed_tag: str = "spot-optimizer:managed=true"
     notice_hold_s: float = DEFAULT_NOTICE_HOLD_S  # a pool a cloud warned about is no placement this long
+    checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S  # wall seconds between checkpoints; 0: none
+    # When this configuration was set (the account's updated_at_s): of the constructor's and the newest
+    # checkpoint's, a restarted actor keeps the newer (Ray re-runs __init__ with the first one).
+    config_at_s: float = 0.0
 
     @property
     def on_aws(self) -> bool:
@@ -65,7 +81,7 @@ class RegionConfig:
 
 @functools.lru_cache(maxsize=256)
 def _compatible_types(region: str, instance_type: str) -> tuple[str, ...]:
-    catalog = default_catalog()
+    catalog = region_catalog(region)  # the actor's region only: half the whole catalog's memory
     if instance_type not in catalog:
         return (instance_type,)
     return tuple(catalog.compatible_types(instance_type, region))
@@ -93,7 +109,11 @@ class RegionActor:
         self.seq = 0  # the decisions stream's last seq
         self.topic_seq: dict[str, int] = {}  # the last seq of the other topics (prices, instances, alerts)
         self.last_rule: dict[str, Rule] = {}
-        self.stats = {"batches": 0, "rejected_batches": 0, "tick_errors": 0, "decisions": 0, "published": 0}
+        self.stats = {"batches": 0, "rejected_batches": 0, "tick_errors": 0, "decisions": 0, "published": 0,
+                      "store_failures": 0, "dropped_events": 0}
+        self.unsaved = UnsavedTicks(config.unsaved_limit_events)  # ticks waiting for an unreachable store
+        self.store_overflow = False  # the unsaved queue dropped events and has not been written out since
+        self._unsaved_task: asyncio.Task[None] | None = None
         self.last_tick_s = math.nan
         self.last_tick_latency_s = math.nan
         self._fleet_due_s: float | None = None  # the tick time of a fleet snapshot not yet saved
@@ -104,13 +124,23 @@ class RegionActor:
         self.published_at_pc = math.nan  # perf_counter (CLOCK_MONOTONIC: comparable across processes)
         self.sections_s: dict[str, float] = {}  # where the last tick's time went (the latency bench reads it)
         self._pool_by_key: dict[str, Pool] = {}  # the engine's own Pool objects, for unpacking batches
+        self._opened = False  # the store is open and the newest checkpoint restored (on the first call)
+        self._opening = asyncio.Lock()
+        self._checkpoint_task: asyncio.Task[None] | None = None
+        self._checkpoint_lock = asyncio.Lock()  # one save at a time: ``close`` waits for one in flight
+        self._ticked = asyncio.Event()  # set as a tick ends: a due checkpoint is taken in the gap after it
+        self._fleet_at_s = -math.inf  # tick time of the newest fleet change this actor holds
+        self._checkpointed_sha: str | None = None  # of the last payload saved: an unchanged actor saves none
+        self._pending_fleet: list[Instance] = []  # restored from the store, waiting for their pools
+        self.stats.update(checkpoints_saved=0, checkpoints_skipped=0, checkpoint_errors=0)
 
     async def _open_store(self) -> Store | None:
-        if self.store is None and self.config.database_url:
-            self.store = await Store.open(self.config.database_url, migrate=False)
-            stored = await self.store.max_event_seqs(self.config.account, self.config.region)
-            self.seq = stored.pop("decisions", 0)
-            self.topic_seq = stored
+        """The store, opened by the first call, which also restores the actor (see :meth:`_start`): every
+        entry point comes through here before it touches the engine."""
+        if not self._opened:
+            async with self._opening:
+                if not self._opened:
+                    await self._start()
         return self.store
 
     async def ready(self) -> bool:
@@ -138,15 +168,19 @@ class RegionActor:
     # -- setup -----------------------------------------------------------------------------------------
     async def add_pools(self, pools: Sequence[tuple[str, float]]) -> int:
         """Register pools as (``type@zone``, on-demand USD/hour); returns how many the engine knows."""
+        await self._open_store()
         for key, on_demand in pools:
             self.engine.add_pool(Pool.from_key(key), on_demand)
         self._pool_by_key = {pool.key: pool for pool in self.engine.pools}
+        if self._pending_fleet:
+            self._adopt_pending_fleet()
         return len(self.engine.pools)
 
     async def set_fleet(self, instances: Sequence[Instance], now_s: float) -> int:
+        store = await self._open_store()
         for instance in instances:
             self.engine.upsert_instance(instance, now_s)
-        store = await self._open_store()
+        self._fleet_at_s = max(self._fleet_at_s, now_s)
         if store is not None:
             await store.upsert_instances(self.config.account, self.config.region, self.engine.fleet(), now_s)
         return len(self.engine.instances)
@@ -161,6 +195,7 @@ class RegionActor:
         call to the stream host with all of it. The fleet snapshot is written after that call: it is for
         restarts, so it need not delay the decisions reaching the dashboards.
         """
+        await self._open_store()
         started = time.perf_counter()
         self.sections_s = sections = {}
         try:
@@ -205,7 +240,9 @@ class RegionActor:
         await self._send(batches)
         sections["hub"] = time.perf_counter() - t0
         self.published_at_pc = time.perf_counter()
+        self._ticked.set()
         if applied:
+            self._fleet_at_s = max(self._fleet_at_s, now_s)
             self._fleet_due_s = now_s
             if self._fleet_task is None or self._fleet_task.done():
                 self._fleet_task = asyncio.create_task(self._save_fleet_later())
@@ -223,6 +260,7 @@ class RegionActor:
         self, ticks: Sequence[tuple[float, Sequence[PricePoint], Sequence[AvailabilityPoint]]]
     ) -> dict[str, Any]:
         """Several ticks in one call (the replay's batch), applied in order; validated whole first."""
+        await self._open_store()
         for now_s, prices, availability in ticks:
             try:
                 self.engine.validate(prices, availability, now_s)
@@ -246,6 +284,7 @@ class RegionActor:
         one bytes value instead of hundreds of objects for Ray to serialise. ``started_at_pc`` is taken
         before unpacking, so the bench's "queued" time is the transport alone."""
         started = time.perf_counter()
+        await self._open_store()  # first: a restored engine brings the pools the batch names
         try:
             ticks = unpack_ticks(blob, self._pool_by_key)
         except WireError:
@@ -269,8 +308,9 @@ class RegionActor:
         """Number the tick's decisions and its events per topic, save them in one transaction, and return
         them by stream key as stream entries (seq, JSON text) for the stream host.
 
-        The sequences advance only once the tick is stored, so a failure leaves no gap, and nothing is
-        streamed that a resuming client could not replay: a resume reads every topic from the store.
+        When the store cannot be reached the tick is still numbered and streamed, and queued in order for
+        the store (:mod:`actors.unsaved`): a resume reads the store, then the stream host's tail. A tick
+        the store refuses as invalid is a bug, not an outage: it raises, and nothing advances.
         Each event is encoded to JSON once, here, for both the store and the stream host.
         """
         account, region = self.config.account, self.config.region
@@ -292,12 +332,58 @@ class RegionActor:
             if batch:
                 batches[stream_key(account, region, topic)] = batch
         if store is not None and (numbered or stored):
-            await store.save_tick(account, region, numbered, stored)
+            await self._save_or_queue(store, PendingTick(numbered, stored))
         if numbered:
             self.seq = numbered[-1][0]
         self.topic_seq = next_seq
         self.stats["decisions"] += len(numbered)
         return batches
+
+    async def _save_or_queue(self, store: Store, tick: PendingTick) -> None:
+        """Save the tick, or queue it behind the ticks already waiting (each stream reaches the store in
+        seq order) and make sure the queue is being written out."""
+        if not self.unsaved:
+            try:
+                await store.save_tick(self.config.account, self.config.region, tick.decisions, tick.events)
+                return
+            except InvalidRecordError:
+                raise
+            except Exception as exc:
+                self.stats["store_failures"] += 1
+                log.warning("the store is unreachable for account=%s region=%s (%s); deciding and streaming "
+                            "on, queueing ticks for it", self.config.account, self.config.region,
+                            type(exc).__name__)
+        dropped = self.unsaved.add(tick)
+        if dropped:
+            self.store_overflow = True
+            self.stats["dropped_events"] += dropped
+            log.error("unsaved buffer full for account=%s region=%s: %d oldest events dropped (%d in all); raise "
+                      "SPOT_UNSAVED_LIMIT or restore the store", self.config.account, self.config.region, dropped,
+                      self.unsaved.dropped_events)
+            self._pending_alerts.append({"kind": "store_overflow", "instance_ids": [], "dropped": dropped,
+                                         "detail": f"{dropped} events dropped: the store has been unreachable "
+                                                   f"for longer than {self.unsaved.limit_events} events"})
+        if self._unsaved_task is None or self._unsaved_task.done():
+            self._unsaved_task = asyncio.create_task(self._write_unsaved(store))
+
+    async def _write_unsaved(self, store: Store) -> None:
+        """Write the queue out once the store answers, oldest first, backing off while it does not."""
+        delay_s = UNSAVED_RETRY_MIN_S
+        while self.unsaved:
+            try:
+                written = await self.unsaved.flush(lambda tick: store.save_tick(
+                    self.config.account, self.config.region, tick.decisions, tick.events))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.debug("store still unreachable for account=%s region=%s: %s", self.config.account,
+                          self.config.region, exc)
+                await asyncio.sleep(delay_s * random.uniform(0.5, 1.0))
+                delay_s = min(UNSAVED_RETRY_MAX_S, delay_s * 2)
+                continue
+            log.warning("the store is back for account=%s region=%s: %d queued events written",
+                        self.config.account, self.config.region, written)
+        self.store_overflow = False
 
     async def _save_fleet_later(self) -> None:
         """Write the fleet snapshot off the tick, at most once per FLEET_SAVE_INTERVAL_S: a snapshot is
@@ -342,21 +428,21 @@ class RegionActor:
             return
         try:
             await store.prune_events(before_s, ("prices",), account=self.config.account, region=self.config.region)
-        except Exception:
-            log.exception("pruning price events failed for account=%s region=%s", self.config.account,
-                          self.config.region)
+        except Exception as exc:  # retried at the next pass; an unreachable store is reported by the ticks
+            log.warning("pruning price events failed for account=%s region=%s: %s", self.config.account,
+                        self.config.region, exc)
 
     async def _send(self, batches: dict[str, list[Entry]]) -> None:
         """The tick's numbered events of every topic to the stream host in one call: each Ray round trip
         to the host costs a millisecond or more on a busy machine."""
-        if self.hub is None or not batches:
+        if not batches or (hub := self.stream_host()) is None:
             return
         try:
-            remote = getattr(self.hub.publish_packed, "remote", None)
+            remote = getattr(hub.publish_packed, "remote", None)
             if remote is not None:  # a Ray handle: one bytes value, see actors/wire.py
                 await remote(pack(batches))
             else:
-                await self.hub.publish_entries(batches)
+                await hub.publish_entries(batches)
         except Exception:
             self.stats["tick_errors"] += 1
             log.exception("publishing the tick failed for account=%s region=%s", self.config.account,
@@ -406,6 +492,7 @@ class RegionActor:
     async def sync_fleet(self, instances: Sequence[Instance], specs: Sequence[Any], now_s: float) -> dict[str, Any]:
         """Make the fleet what the cloud reports (``specs``: how each was launched, by instance id). New
         instances join, gone ones leave; an ``instances`` event is stored and streamed when it changed."""
+        await self._open_store()
         joined, left = self.engine.sync_fleet(instances, now_s)
         self.launch_specs.clear()
         self.launch_specs.update({spec.instance_id: spec for spec in specs})
@@ -420,6 +507,7 @@ class RegionActor:
         """A cloud's notice about one instance (an interruption warning, a rebalance recommendation, a
         state change), decided on at once: the returned summary means its decision (and execution) is
         stored, so the caller may now acknowledge the message. Unknown instances are ignored."""
+        await self._open_store()
         tracked = self.engine.instances.get(instance_id)
         if tracked is None:
             return {"known": False, "decisions": []}
@@ -472,6 +560,7 @@ class RegionActor:
 
     async def latest_prices(self) -> list[dict[str, Any]]:
         """The latest price and availability of every pool, with the model's risk."""
+        await self._open_store()
         states, _, risk, _ = self._priced_pools_with_risk()
         return [{
             "pool": state.pool.key,
@@ -487,6 +576,7 @@ class RegionActor:
 
     async def forecasts(self, horizons_s: Sequence[float]) -> dict[str, Any]:
         """Per pool: the latest price, the risk of losing spot within the risk horizon, price forecasts."""
+        await self._open_store()
         now = self.engine.last_observed_s
         states, keys, risk, known = self._priced_pools_with_risk()
         price_model = self.engine.price_model
@@ -504,6 +594,7 @@ class RegionActor:
 
     async def model_metrics(self) -> dict[str, Any]:
         """How the online models are doing: progressive-validation errors and learning counters."""
+        await self._open_store()
         price_model, risk_model = self.engine.price_model, self.engine.risk_model
         price = price_model.metrics() if price_model is not None and hasattr(price_model, "metrics") else {}
         risk: dict[str, Any] = {}
@@ -515,9 +606,11 @@ class RegionActor:
         return {"price": price, "risk": risk}
 
     async def instances(self) -> list[Instance]:
+        await self._open_store()
         return self.engine.fleet()
 
     async def status(self) -> dict[str, Any]:
+        await self._open_store()
         return {
             "account": self.config.account,
             "region": self.config.region,
@@ -528,6 +621,8 @@ class RegionActor:
             "last_seq": self.seq,
             "last_tick_s": self.last_tick_s,
             "last_tick_latency_s": self.last_tick_latency_s,
+            "unsaved_events": self.unsaved.events,
+            "store_overflow": self.store_overflow,
             **self.stats,
         }
 
@@ -535,16 +630,199 @@ class RegionActor:
         return self.engine.snapshot()
 
     async def close(self) -> None:
-        for task in (self._fleet_task, self._prune_task):
+        for task in (self._fleet_task, self._prune_task, self._checkpoint_task):
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._fleet_task = self._prune_task = None
+        self._fleet_task = self._prune_task = self._checkpoint_task = None
+        if self._unsaved_task is not None and not self._unsaved_task.done():
+            self._unsaved_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._unsaved_task
+        if self.unsaved and self.store is not None:  # one last try; what still fails is logged as lost
+            store = self.store
+            try:
+                await asyncio.wait_for(self.unsaved.flush(lambda tick: store.save_tick(
+                    self.config.account, self.config.region, tick.decisions, tick.events)), CLOSE_FLUSH_S)
+            except Exception:
+                log.error("closing account=%s region=%s with %d events never saved", self.config.account,
+                          self.config.region, self.unsaved.events)
         await self.flush()
+        if self._opened and self.store is not None:  # never before a restore: it would shadow a good one
+            await self._checkpoint_quietly()
         if self.store is not None:
             await self.store.close()
             self.store = None
+
+    # -- checkpoints: restore on the first call, save every checkpoint_interval_s and on close -----------
+    def stream_host(self) -> Any:
+        """Where ticks are published (``actors/remote.py`` finds its host by name instead)."""
+        return self.hub
+
+    async def _start(self) -> None:
+        """Open the store, continue every topic's numbering from it, restore the newest checkpoint that
+        loads (and the stored fleet if newer), then checkpoint every ``checkpoint_interval_s``."""
+        account, region = self.config.account, self.config.region
+        if self.store is None and self.config.database_url:
+            self.store = await Store.open(self.config.database_url, migrate=False)
+        store = self.store
+        skipped: list[tuple[CheckpointRecord, str]] = []
+        if store is not None:
+            stored = await store.max_event_seqs(account, region)
+            self.seq = stored.pop("decisions", 0)
+            self.topic_seq = stored
+            skipped = await self._restore(store)
+        self._opened = True
+        if store is not None and self.config.checkpoint_interval_s > 0:
+            self._checkpoint_task = asyncio.create_task(self._checkpoint_loop())
+        if skipped:
+            await self._report_skipped(skipped)
+
+    async def _restore(self, store: Store) -> list[tuple[CheckpointRecord, str]]:
+        """Adopt the newest checkpoint that passes its checks; return the newer ones that did not."""
+        account, region = self.config.account, self.config.region
+        skipped: list[tuple[CheckpointRecord, str]] = []
+        for record in await store.load_checkpoints(account, region):
+            try:
+                state = checked_state(record)
+                engine = RegionEngine.restore(state.engine, compatible_types=lambda t: _compatible_types(region, t))
+            except Exception as exc:  # any failure to load is a reason to try an older one, never fatal
+                skipped.append((record, f"{type(exc).__name__}: {exc}"))
+                self.stats["checkpoints_skipped"] += 1
+                log.warning("skipping checkpoint %s of account=%s region=%s: %s", record.id, account, region, exc)
+                continue
+            self._adopt(engine, state)
+            log.info("restored checkpoint %s of account=%s region=%s (tick %s)", record.id, account, region,
+                     record.tick_s)
+            break
+        stored_at_s = await store.fleet_updated_at_s(account, region)
+        if stored_at_s is not None and stored_at_s > self._fleet_at_s:  # moves saved after the checkpoint
+            self._pending_fleet = await store.list_instances(account, region)
+            self._fleet_at_s = stored_at_s
+            self._adopt_pending_fleet()
+        return skipped
+
+    def _adopt_pending_fleet(self) -> None:
+        """The restored instances whose pools the engine knows (the others wait for ``add_pools``)."""
+        for instance in self._pending_fleet:
+            if instance.pool in self.engine.pools:
+                self.engine.upsert_instance(instance, self._fleet_at_s)
+        self._pending_fleet = [i for i in self._pending_fleet if i.pool not in self.engine.pools]
+
+    def _adopt(self, engine: RegionEngine, state: ActorState) -> None:
+        """Continue from a checkpoint: its engine (models, pools, fleet) under the newer configuration, and
+        each stream's numbering from whichever is further, the store's or the checkpoint's."""
+        saved = _config_from_dict(state.config)
+        if saved is not None and saved.config_at_s > self.config.config_at_s:
+            self._apply_config(saved)
+        engine.policy = make_policy(self.config.policy, self.config.params)
+        self.engine = engine
+        self._pool_by_key = {pool.key: pool for pool in engine.pools}
+        self.seq = max(self.seq, state.seq)
+        for topic, seq in state.topic_seq.items():
+            self.topic_seq[topic] = max(self.topic_seq.get(topic, 0), seq)
+        rules = {rule.value: rule for rule in Rule}
+        self.last_rule = {iid: rules[value] for iid, value in state.last_rule.items() if value in rules}
+        self._fleet_at_s = state.fleet_at_s
+        if math.isfinite(engine.last_observed_s):
+            self.last_tick_s = engine.last_observed_s
+
+    async def _report_skipped(self, skipped: list[tuple[CheckpointRecord, str]]) -> None:
+        """One ``checkpoint_skipped`` alert per checkpoint that did not load."""
+        now_s = self.engine.last_observed_s
+        alerts = {"alerts": [{
+            "at_s": now_s if math.isfinite(now_s) else (r.tick_s if r.tick_s is not None else r.created_at_s),
+            "kind": "checkpoint_skipped", "instance_ids": [], "checkpoint_id": r.id,
+            "detail": f"checkpoint {r.id} did not load ({reason}); an older one was used"} for r, reason in skipped]}
+        try:
+            await self._send(await self._record([], alerts))
+        except Exception:
+            log.exception("reporting skipped checkpoints failed for account=%s region=%s", self.config.account,
+                          self.config.region)
+
+    async def save_checkpoint(self) -> dict[str, Any]:
+        """Checkpoint now (the background loop, ``reconfigure`` and ``close`` do). Only pickling the engine
+        runs on the actor's loop; compressing, hashing and writing do not. An unchanged actor writes nothing."""
+        store = await self._open_store()
+        if store is None:
+            return {"saved": False}
+        async with self._checkpoint_lock:
+            return await self._save_checkpoint(store)
+
+    async def _save_checkpoint(self, store: Store) -> dict[str, Any]:
+        # Not the database URL: it may hold a password, and a restored actor keeps its own anyway.
+        config = {k: v for k, v in dataclasses.asdict(self.config).items() if k != "database_url"}
+        state = ActorState(self.engine.snapshot(), self.seq, dict(self.topic_seq),
+                           {iid: rule.value for iid, rule in self.last_rule.items()}, self._fleet_at_s, config)
+        tick_s = self.last_tick_s if math.isfinite(self.last_tick_s) else None
+        payload, sha = await asyncio.to_thread(_encode_and_hash, state)
+        if sha == self._checkpointed_sha:
+            return {"saved": False, "tick_s": tick_s}
+        checkpoint_id = await store.save_checkpoint(self.config.account, self.config.region, payload,
+                                                    version=CHECKPOINT_VERSION, tick_s=tick_s,
+                                                    created_at_s=time.time(), sha256=sha)
+        self._checkpointed_sha = sha
+        self.stats["checkpoints_saved"] += 1
+        return {"saved": True, "id": checkpoint_id, "tick_s": tick_s, "bytes": len(payload)}
+
+    async def _checkpoint_quietly(self) -> None:
+        try:
+            await self.save_checkpoint()
+        except Exception:
+            self.stats["checkpoint_errors"] += 1
+            log.exception("checkpoint failed for account=%s region=%s", self.config.account, self.config.region)
+
+    async def _checkpoint_loop(self) -> None:
+        """A first checkpoint after the first tick (pools and fleet are safe early), then one about every
+        ``checkpoint_interval_s`` (jittered, so actors started together drift apart), each right after a
+        tick: pickling a big engine holds the loop a while, and there it delays the next tick least."""
+        while True:
+            self._ticked.clear()
+            # asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancel that lands as the tick ends
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(CHECKPOINT_TICK_WAIT_S, self.config.checkpoint_interval_s)):
+                    await self._ticked.wait()
+            # Shielded: cancelling the loop (``close``) must not cut a write off mid-transaction.
+            await asyncio.shield(self._checkpoint_quietly())
+            await asyncio.sleep(self.config.checkpoint_interval_s * random.uniform(0.9, 1.1))
+
+    # -- configuration ---------------------------------------------------------------------------------
+    async def reconfigure(self, config: RegionConfig) -> dict[str, Any]:
+        """A new configuration in place (an account's PATCH): policy, its parameters and the executor
+        change; the learned models (with the horizon they learned), pools, fleet and streams stay. It is
+        checkpointed at once, so that a restart keeps it too."""
+        if (config.account, config.region) != (self.config.account, self.config.region):
+            raise ValueError(f"actor of {self.config.account}/{self.config.region} cannot take the "
+                             f"configuration of {config.account}/{config.region}")
+        await self._open_store()
+        self._apply_config(config)
+        await self._checkpoint_quietly()
+        return await self.status()
+
+    def _apply_config(self, config: RegionConfig) -> None:
+        previous = self.config
+        self.config = dataclasses.replace(config, database_url=previous.database_url)  # the store stays open
+        self.engine.policy = make_policy(config.policy, config.params)
+        executor_fields = ("executor", "credentials_mode", "role_arn", "external_id", "managed_tag")
+        if any(getattr(config, name) != getattr(previous, name) for name in executor_fields):
+            self.executor = self.make_executor(self.config)
+
+
+def _encode_and_hash(state: ActorState) -> tuple[bytes, str]:
+    payload = encode_state(state)
+    return payload, sha256_hex(payload)
+
+
+def _config_from_dict(saved: dict[str, Any] | Any) -> RegionConfig | None:
+    """A checkpoint's RegionConfig (its unknown fields dropped, missing ones defaulted), or None."""
+    try:
+        known = {f.name for f in dataclasses.fields(RegionConfig)}
+        values = {k: v for k, v in dict(saved).items() if k in known}
+        values["params"] = PolicyParams(**values.get("params", {}))
+        return RegionConfig(**values)
+    except (TypeError, ValueError):
+        return None
 
 
 def _finite_or_none(value: Any) -> float | None:

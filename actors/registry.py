@@ -5,8 +5,9 @@ account's credentials mode: ``replay`` accounts follow the recorded market the s
 credentials: the actor gets the market's pools, the feed's current prices at once, then every batch);
 ``aws_default`` and ``aws_assume_role`` accounts get an AWS feed (discovery by the managed tag, spot
 prices) and, when the account names an interruption queue, one consumer of it per account. Only
-non-secret references (a role ARN) are kept. Changing an account's policy or executor restarts its actors
-with the new config (an actor continues its decision sequence from the store, so streams stay gap-free).
+non-secret references (a role ARN) are kept. Changing an account's policy or executor reconfigures its
+actors in place (their learned models, pools, fleet and streams stay); a region added starts an actor, a
+region removed stops one.
 """
 
 from __future__ import annotations
@@ -15,15 +16,22 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from actors.feeds.base import Feed, FeedHealth, FeedKey
 from actors.feeds.replay import ReplayAttachment, Tick
-from actors.region import AWS_CREDENTIALS_MODES, DEFAULT_NOTICE_HOLD_S, DEFAULT_PRICE_RETENTION_S, RegionConfig
+from actors.region import (
+    AWS_CREDENTIALS_MODES,
+    DEFAULT_CHECKPOINT_INTERVAL_S,
+    DEFAULT_NOTICE_HOLD_S,
+    DEFAULT_PRICE_RETENTION_S,
+    RegionConfig,
+)
 from actors.remote import NAMESPACE, region_actor_name
 from actors.store.tenancy import Account
 from actors.supervisor import Supervisor
+from actors.unsaved import DEFAULT_LIMIT_EVENTS
 from actors.wire import pack_ticks
 from engine.market import MarketTrace
 from engine.policy import PolicyParams
@@ -65,16 +73,27 @@ async def _name_released(name: str, timeout_s: float = 10.0) -> None:
         await asyncio.sleep(0.05)
 
 
+@dataclass(frozen=True, slots=True)
+class ActorSettings:
+    """What the server sets for every region actor alike (the account sets the rest)."""
+
+    price_retention_s: float = DEFAULT_PRICE_RETENTION_S
+    notice_hold_s: float = DEFAULT_NOTICE_HOLD_S
+    checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S
+    unsaved_limit_events: int = DEFAULT_LIMIT_EVENTS
+
+
 def region_config(account: Account, region: str, database_url: str,
-                  price_retention_s: float = DEFAULT_PRICE_RETENTION_S,
-                  notice_hold_s: float = DEFAULT_NOTICE_HOLD_S) -> RegionConfig:
+                  actor: ActorSettings = ActorSettings()) -> RegionConfig:
     credentials = account.credentials
     return RegionConfig(account.name, region, policy=account.policy, params=PolicyParams(**account.policy_params),
                         database_url=database_url, executor=account.executor_mode,
-                        price_retention_s=price_retention_s, credentials_mode=account.credentials_mode,
+                        credentials_mode=account.credentials_mode,
                         role_arn=credentials.get("role_arn"), external_id=credentials.get("external_id"),
                         managed_tag=str(account.aws.get("managed_tag") or DEFAULT_MANAGED_TAG),
-                        notice_hold_s=notice_hold_s)
+                        config_at_s=account.updated_at_s, price_retention_s=actor.price_retention_s,
+                        notice_hold_s=actor.notice_hold_s, checkpoint_interval_s=actor.checkpoint_interval_s,
+                        unsaved_limit_events=actor.unsaved_limit_events)
 
 
 DEFAULT_MANAGED_TAG = "spot-optimizer:managed=true"
@@ -85,11 +104,10 @@ class AccountRegistry:
     supervisor: Supervisor
     database_url: str
     market: MarketTrace | None = None
-    price_retention_s: float = DEFAULT_PRICE_RETENTION_S
+    actor_settings: ActorSettings = field(default_factory=ActorSettings)
     current_tick: Callable[[str], Tick | None] = lambda _region: None  # the feed's latest full state
     replay_targets: dict[str, dict[str, Any]] = field(default_factory=dict)  # region -> account -> handle
     aws: Any = None  # actors.feeds.aws.AwsFeedSettings; the AWS modules load only once an AWS account starts
-    notice_hold_s: float = DEFAULT_NOTICE_HOLD_S
     feeds: dict[FeedKey, Feed] = field(default_factory=dict)
     consumers: dict[str, Any] = field(default_factory=dict)  # account -> its InterruptionConsumer
     _aws_sessions: Any = None
@@ -102,8 +120,7 @@ class AccountRegistry:
                     fleet_at_s: float = 0.0) -> None:
         """Create (or find) the account's region actors and start a feed for each."""
         for region in account.regions:
-            handle = self.supervisor.get_or_create(region_config(account, region, self.database_url,
-                                                                  self.price_retention_s, self.notice_hold_s))
+            handle = self.supervisor.get_or_create(self._config(account, region))
             await handle.ready.remote()
             feed = self._make_feed(account, region, (fleet or {}).get(region, []), fleet_at_s)
             if feed is not None:
@@ -209,48 +226,42 @@ class AccountRegistry:
 
     async def stop(self, name: str) -> None:
         """Stop the account's feeds and end its actors."""
-        import ray
-
         await self.stop_feeds(name)
         for key in [k for k in self.supervisor.actors if k[0] == name]:
-            handle = self.supervisor.actors.pop(key)
-            self.supervisor.configs.pop(key, None)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(handle.close.remote(), 5.0)
-            with contextlib.suppress(Exception):
-                ray.kill(handle, no_restart=True)
-            await _name_released(region_actor_name(*key))
+            await self._end_actor(key)
+
+    async def _end_actor(self, key: tuple[str, str]) -> None:
+        """Close the actor (it checkpoints) and kill it for good."""
+        import ray
+
+        handle = self.supervisor.actors.pop(key)
+        self.supervisor.configs.pop(key, None)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(handle.close.remote(), 5.0)
+        with contextlib.suppress(Exception):
+            ray.kill(handle, no_restart=True)
+        await _name_released(region_actor_name(*key))
 
     async def restart(self, account: Account) -> None:
-        """New config for a running account: the fleet is carried over, the models start fresh."""
-        fleets: dict[str, list[Instance]] = {}
+        """New config for a running account: the actors of regions that stay are reconfigured in place
+        (models, pools, fleet and streams stay), regions added start, regions removed stop."""
+        name = account.name
+        running = {region for owner, region in self.supervisor.actors if owner == name}
+        for region in sorted(running - set(account.regions)):
+            for key in [k for k in self.feeds if k.account == name and k.region == region]:
+                await self.feeds.pop(key).stop()
+            await self._end_actor((name, region))
         for region in account.regions:
-            if self.supervisor.known(account.name, region):
-                with contextlib.suppress(Exception):
-                    fleets[region] = await self.supervisor.get(account.name, region).instances.remote()
-        await self.stop(account.name)
-        await asyncio.sleep(0)  # let Ray release the actor names before they are taken again
-        await self._start_when_name_free(account, fleets)
+            if region in running:
+                config = self._config(account, region)
+                await self.supervisor.get(name, region).reconfigure.remote(config)
+                self.supervisor.configs[(name, region)] = config
+        added = tuple(region for region in account.regions if region not in running)
+        if added:
+            await self.start(replace(account, regions=added))
 
-    async def _start_when_name_free(self, account: Account, fleets: dict[str, list[Instance]]) -> None:
-        for attempt in range(50):
-            try:
-                await self.start(account, fleets, self._now_s())
-                return
-            except Exception:
-                if attempt == 49:
-                    raise
-                for key in [k for k in self.supervisor.actors if k[0] == account.name]:
-                    self.supervisor.actors.pop(key)
-                    self.supervisor.configs.pop(key, None)
-                await asyncio.sleep(0.1)
-
-    def _now_s(self) -> float:
-        for region in self.replay_regions:
-            tick = self.current_tick(region)
-            if tick is not None:
-                return tick[0]
-        return 0.0
+    def _config(self, account: Account, region: str) -> RegionConfig:
+        return region_config(account, region, self.database_url, self.actor_settings)
 
     async def send(self, region: str, ticks: list[Tick]) -> Any:
         """The feed's sender: one batch of a region to every replay account in it."""

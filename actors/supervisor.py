@@ -38,7 +38,10 @@ def check_name(kind: str, value: str) -> str:
 class Supervisor:
     """Owns the map (account, region) -> actor handle for this process."""
 
-    hub: Any = None
+    hub_name: str | None = None  # the stream host's actor name (a handle would pin a Ray restart to it)
+    # Memory each actor reserves from Ray's scheduler (0: none). Reserving nothing, Ray's default policy packs
+    # actors on the creating process's node; reserving, a node takes them until half its memory is reserved.
+    actor_memory_mb: float = 0.0
     actors: dict[tuple[str, str], Any] = field(default_factory=dict)
     configs: dict[tuple[str, str], RegionConfig] = field(default_factory=dict)
 
@@ -46,9 +49,10 @@ class Supervisor:
         key = (check_name("account", config.account), check_name("region", config.region))
         handle = self.actors.get(key)
         if handle is None:
+            reserved = {"memory": round(self.actor_memory_mb * 2**20)} if self.actor_memory_mb else {}
             handle = RemoteRegionActor.options(
-                name=region_actor_name(*key), namespace=NAMESPACE, get_if_exists=True
-            ).remote(config, self.hub)
+                name=region_actor_name(*key), namespace=NAMESPACE, get_if_exists=True, **reserved
+            ).remote(config, self.hub_name)
             self.actors[key] = handle
             self.configs[key] = config
         return handle

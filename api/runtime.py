@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import secrets
 import time
@@ -19,7 +20,7 @@ from typing import Any
 from actors.demo import demo_fleet
 from actors.feeds.aws import AwsFeedSettings
 from actors.feeds.replay import ReplayFeed, Tick
-from actors.registry import AccountRegistry, on_demand_price
+from actors.registry import AccountRegistry, ActorSettings, on_demand_price
 from actors.store import MAX_REPLAY, Store
 from actors.store.tenancy import Account, ConflictError, Tenancy
 from actors.stream import Entry, encode, parse_stream_key
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 PRICE_HISTORY_TICK_S = 300.0
 DEMO_KEY_LABEL = "serve-bootstrap"
+ACTOR_CLOSE_TIMEOUT_S = 5.0
 __all__ = ["Runtime", "describe_source", "load_replay_market", "on_demand_price"]
 
 
@@ -78,6 +80,11 @@ def start_ray(settings: Settings) -> None:
                  log_to_driver=False, configure_logging=False, runtime_env=runtime_env)
 
 
+def actor_settings(settings: Settings) -> ActorSettings:
+    return ActorSettings(price_retention_s=settings.price_retention_s, notice_hold_s=settings.aws_notice_hold_s,
+                         checkpoint_interval_s=settings.checkpoint_s, unsaved_limit_events=settings.unsaved_limit)
+
+
 def aws_feed_settings(settings: Settings) -> AwsFeedSettings:
     return AwsFeedSettings(price_poll_s=settings.aws_price_poll_s, discovery_s=settings.aws_discovery_s)
 
@@ -104,16 +111,17 @@ class Runtime:
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
-        from actors.remote import RemoteStreamHost
+        from actors.remote import stream_host, stream_host_name
 
         market = load_replay_market(settings) if settings.replay else None
         start_ray(settings)
         database_url = settings.resolved_database_url()
         store = await Store.open(database_url, migrate=settings.migrate_on_start)
-        hub = RemoteStreamHost.remote(settings.stream_capacity)
-        supervisor = Supervisor(hub=hub)
-        registry = AccountRegistry(supervisor, database_url, market, settings.price_retention_s,
-                                   aws=aws_feed_settings(settings), notice_hold_s=settings.aws_notice_hold_s)
+        hub_name = stream_host_name()  # region actors find it by name (see actors/remote.py)
+        hub = stream_host(hub_name, settings.stream_capacity)
+        supervisor = Supervisor(hub_name=hub_name, actor_memory_mb=settings.region_actor_memory_mb)
+        registry = AccountRegistry(supervisor, database_url, market, actor_settings(settings),
+                                   aws=aws_feed_settings(settings))
         tenancy = Tenancy(store.engine)
         fanout = Fanout(hub, queue_size=settings.ws_queue_size)
         secret = settings.token_secret.encode() if settings.token_secret else secrets.token_bytes(32)
@@ -165,13 +173,23 @@ class Runtime:
                                    "replay", "simulated", settings.policy, {}, {})
         account = dataclasses.replace(account, credentials_mode="replay")
         fleet: dict[str, list[Instance]] = {}
-        if settings.demo_fleet_size and settings.demo_region in account.regions:
+        if (settings.demo_fleet_size and settings.demo_region in account.regions
+                and not await self.store.list_instances(account.name, settings.demo_region)):  # else restored
             fleet[settings.demo_region] = demo_fleet(market, settings.demo_instance_type, settings.demo_region,
                                                      settings.demo_fleet_size)
         await self.registry.start(account, fleet, market.start_s)
         self.feed = ReplayFeed(market, self.registry.send, speed=settings.replay_speed,
                                interval_s=settings.replay_tick_interval_s)
+        self.feed.resume_after(await self._restored_replay_clock())
         self.tasks.append(asyncio.create_task(self.feed.run(self.stop), name="replay"))
+
+    async def _restored_replay_clock(self) -> float:
+        """The latest tick any replay actor restored from its checkpoint (-inf: none): the replay goes on
+        after it instead of from the start of the trace."""
+        handles = [h for targets in self.registry.replay_targets.values() for h in targets.values()]
+        statuses = await asyncio.gather(*(h.status.remote() for h in handles))
+        return max((float(s["last_tick_s"]) for s in statuses if s["last_tick_s"] == s["last_tick_s"]),
+                   default=-math.inf)
 
     def current_tick(self, region: str) -> Tick | None:
         """Every pool's latest replayed price and availability in ``region``: a new actor's first tick."""
@@ -217,9 +235,13 @@ class Runtime:
                 await task
         import ray
 
-        for account, region in self.supervisor.list():
+        handles = [self.supervisor.get(account, region) for account, region in self.supervisor.list()]
+        with contextlib.suppress(Exception):  # each actor checkpoints as it closes; a slow one is killed anyway
+            await asyncio.wait_for(asyncio.gather(*(h.close.remote() for h in handles), return_exceptions=True),
+                                   ACTOR_CLOSE_TIMEOUT_S)
+        for handle in handles:
             with contextlib.suppress(Exception):
-                ray.kill(self.supervisor.get(account, region), no_restart=True)
+                ray.kill(handle, no_restart=True)
         with contextlib.suppress(Exception):
             ray.kill(self.hub, no_restart=True)
         await self.store.close()

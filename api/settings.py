@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     ws_send_timeout_s: float = Field(default=30.0, gt=0, description="a socket that takes no data this long is cut")
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="larger REST bodies: 413")
     stream_capacity: int = Field(default=10_000, ge=1, description="events kept per stream in the stream host")
+    checkpoint_s: float = Field(default=60.0, gt=0, description="wall seconds between a region actor's checkpoints")
+    unsaved_limit: int = Field(default=10_000, ge=1, description="events a region actor queues while its store "
+                                                                 "is unreachable; past it the oldest are dropped")
+    region_actor_memory_mb: float = Field(
+        default=0.0, ge=0, description="memory each region actor reserves from Ray's scheduler; 0: none")
     price_retention_s: float = Field(
         default=7 * 86_400.0, gt=0,
         description="stored price events older than this (in the region's own tick time) are deleted")

@@ -154,12 +154,16 @@ async def test_accounts_are_registered_updated_and_removed(server: LiveServer) -
             return (await http.get(f"/api/v1/accounts/{name}/regions/us-east-2/prices")).json()["prices"]
 
         assert await eventually(prices, bool, 30)
+        before = (await http.get(f"/api/v1/accounts/{name}/regions/us-east-2/metrics")).json()["actor"]
         patched = await http.patch(f"/api/v1/accounts/{name}", json={"policy": "risk_aware",
                                                                      "regions": ["us-east-2", "us-west-2"]})
         assert patched.status_code == 200, patched.text
         assert patched.json()["policy"] == "risk_aware" and patched.json()["regions"] == ["us-east-2", "us-west-2"]
         status = (await http.get(f"/api/v1/accounts/{name}/regions/us-west-2/metrics")).json()["actor"]
         assert status["policy"] == "risk_aware" and status["executor"] == "dry_run"
+        kept = (await http.get(f"/api/v1/accounts/{name}/regions/us-east-2/metrics")).json()["actor"]
+        assert kept["policy"] == "risk_aware"  # reconfigured in place, not restarted: its counters go on
+        assert kept["batches"] >= before["batches"] > 0
 
         assert (await http.delete(f"/api/v1/accounts/{name}")).status_code == 204
         assert (await http.get(f"/api/v1/accounts/{name}")).status_code == 404

@@ -60,6 +60,16 @@ class ReplayFeed:
     def now_s(self, tick: int) -> float:
         return self.trace.timestamp_s(tick) + self.lap * self.trace.n_ticks * self.trace.tick_s
 
+    def resume_after(self, t_s: float) -> None:
+        """Play on from the first tick after ``t_s`` (the same place in the trace, whole laps later):
+        actors restored from checkpoints taken at ``t_s`` must never see their clock run backwards."""
+        trace = self.trace
+        if not math.isfinite(t_s) or t_s < self.now_s(self.next_tick):
+            return
+        lap, offset_s = divmod(t_s - trace.start_s, trace.n_ticks * trace.tick_s)
+        tick = math.floor(offset_s / trace.tick_s) + 1
+        self.lap, self.next_tick = (int(lap), tick) if tick < trace.n_ticks else (int(lap) + 1, 0)
+
     def ticks_per_batch(self) -> int:
         return max(1, math.floor(self.speed * self.interval_s / self.trace.tick_s))
 
