@@ -182,7 +182,7 @@ class RegionActor:
             self.engine.upsert_instance(instance, now_s)
         self._fleet_at_s = max(self._fleet_at_s, now_s)
         if store is not None:
-            await store.upsert_instances(self.config.account, self.config.region, self.engine.fleet(), now_s)
+            await store.save_fleet(self.config.account, self.config.region, self.engine.fleet(), now_s)
         return len(self.engine.instances)
 
     # -- the tick --------------------------------------------------------------------------------------
@@ -414,7 +414,7 @@ class RegionActor:
         if store is None:
             return
         try:
-            await store.upsert_instances(self.config.account, self.config.region, self.engine.fleet(), now_s)
+            await store.save_fleet(self.config.account, self.config.region, self.engine.fleet(), now_s)
         except Exception:
             self.stats["tick_errors"] += 1
             log.exception("saving the fleet failed for account=%s region=%s", self.config.account,

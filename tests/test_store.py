@@ -449,3 +449,14 @@ async def test_scratch_schemas_of_dead_runs_are_swept_and_live_ones_kept(
         async with admin.begin() as conn:
             await conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{alive}" CASCADE'))
         await admin.dispose()
+
+
+async def test_saving_the_fleet_drops_instances_that_left_it_and_keeps_other_streams(store: Store) -> None:
+    first, second, third = (make_instance(instance_id=f"i-{k}") for k in range(3))
+    await store.save_fleet("a", "us-east-1", [first, second], T0_S)
+    await store.save_fleet("b", "us-east-1", [first], T0_S)
+    await store.save_fleet("a", "us-east-1", [second, third], T0_S + 60)  # i-0 was replaced by i-2
+    assert [i.instance_id for i in await store.list_instances("a", "us-east-1")] == ["i-1", "i-2"]
+    assert [i.instance_id for i in await store.list_instances("b", "us-east-1")] == ["i-0"]
+    await store.save_fleet("a", "us-east-1", [], T0_S + 120)
+    assert await store.list_instances("a", "us-east-1") == []

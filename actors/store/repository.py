@@ -282,6 +282,15 @@ class Store:
 
     async def upsert_instances(self, account: str, region: str, instances: Sequence[Instance], now_s: float) -> None:
         """Insert or overwrite instances by id, in one transaction, stamping ``updated_at_s = now_s``."""
+        await self._write_instances(account, region, instances, now_s, replace=False)
+
+    async def save_fleet(self, account: str, region: str, instances: Sequence[Instance], now_s: float) -> None:
+        """The stream's whole fleet, in one transaction: instances not in it are deleted (they left: a cloud
+        replacement has a new id), the others inserted or overwritten."""
+        await self._write_instances(account, region, instances, now_s, replace=True)
+
+    async def _write_instances(self, account: str, region: str, instances: Sequence[Instance], now_s: float,
+                               replace: bool) -> None:
         rows: list[dict[str, Any]] = []
         seen: set[str] = set()
         for i, instance in enumerate(instances):
@@ -293,16 +302,21 @@ class Store:
                 raise InvalidRecordError(f"instances[{i}]", f"{row['instance_id']!r} appears twice")
             seen.add(row["instance_id"])
             rows.append(row)
-        if not rows:
+        if not rows and not replace:
             return
-        insert = self._insert(INSTANCES)
-        keys = ("account", "region", "instance_id")
-        statement = insert.on_conflict_do_update(
-            index_elements=list(keys),
-            set_={name: insert.excluded[name] for name in rows[0] if name not in keys},
-        )
+        c = INSTANCES.c
         async with self._engine.begin() as conn:
-            await conn.execute(statement, rows)
+            if replace:
+                await conn.execute(sa.delete(INSTANCES).where(c.account == account, c.region == region,
+                                                              c.instance_id.not_in(sorted(seen))))
+            if rows:
+                insert = self._insert(INSTANCES)
+                keys = ("account", "region", "instance_id")
+                statement = insert.on_conflict_do_update(
+                    index_elements=list(keys),
+                    set_={name: insert.excluded[name] for name in rows[0] if name not in keys},
+                )
+                await conn.execute(statement, rows)
 
     async def list_instances(self, account: str, region: str) -> list[Instance]:
         """The stream's instances, ordered by id."""
