@@ -35,6 +35,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/fanout.py
+	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/soak.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache data/*.db
