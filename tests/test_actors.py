@@ -125,13 +125,13 @@ async def test_fleet_snapshots_are_saved_off_the_tick_and_coalesced(tmp_path) ->
     store = await actor._open_store()
     assert store is not None
     writes: list[float] = []
-    original = store.upsert_instances
+    original = store.save_fleet
 
     async def counting(account: str, region: str, fleet: list[Instance], now_s: float) -> None:
         writes.append(now_s)
         await original(account, region, fleet, now_s)
 
-    store.upsert_instances = counting  # type: ignore[method-assign]
+    store.save_fleet = counting  # type: ignore[method-assign]
     await actor.ingest([PricePoint(POOLS[0], 0.9, 0.0), PricePoint(POOLS[1], 1.0, 0.0)], [], 0.0)
     await actor.ingest([], [AvailabilityPoint(POOLS[0], False, 60.0)], now_s=60.0)  # moves to POOLS[1]
     await asyncio.sleep(0.05)  # the first snapshot is written at once, off the tick
