@@ -4,8 +4,10 @@ A plain async class (``actors/remote.py`` applies ``ray.remote``), so its logic 
 cluster. One call per batch of observations: validate and learn (the engine rejects a bad batch whole),
 decide, carry the decisions out through the executor, publish them on the stream host, persist them in one
 transaction. Failures after validation are caught per tick, logged with account and region, counted, and
-the actor goes on. Its first call restores it from its newest checkpoint (``actors/checkpoint.py``), which it
-takes off the tick every ``checkpoint_interval_s`` and on close; ``reconfigure`` keeps what it learned.
+the actor goes on. Its first call restores it from its newest checkpoint, which it takes off the tick every
+``checkpoint_interval_s`` and on close (``actors/region_checkpoints.py``); ``reconfigure`` keeps what it
+learned. A real cloud's discovery and notices are ``actors/region_cloud.py``; what REST shows of it is
+``actors/region_json.py``; its configuration is ``actors/region_config.py``.
 """
 
 from __future__ import annotations
@@ -13,81 +15,42 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import functools
 import logging
 import math
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from actors.checkpoint import CHECKPOINT_VERSION, ActorState, checked_state, encode_state
-from actors.executor import ExecutionResult, Executor, Outcome, make_executor
-from actors.store import CheckpointRecord, Store, StreamEvent
-from actors.store.checkpoints import sha256_hex
+from actors.executor import Executor, Outcome, make_executor
+from actors.region_checkpoints import Checkpointing
+from actors.region_cloud import CloudView
+from actors.region_config import (
+    RegionConfig,
+    compatible_types,
+)
+from actors.region_json import forecasts_json, instance_json, model_metrics_json, prices_json
+from actors.store import Store, StreamEvent
 from actors.store.codec import decision_to_json
 from actors.store.errors import InvalidRecordError
 from actors.stream import Entry, encode, stream_key
-from actors.unsaved import DEFAULT_LIMIT_EVENTS, PendingTick, UnsavedTicks
+from actors.unsaved import PendingTick, UnsavedTicks
 from actors.wire import WireError, pack, unpack_ticks
-from engine.catalog import region_catalog
 from engine.learning.price import PriceForecaster
 from engine.learning.risk import RiskModel
-from engine.policy import PolicyParams, make_policy
-from engine.region import PoolState, RegionEngine
+from engine.policy import make_policy
+from engine.region import RegionEngine
 from engine.types import Action, AvailabilityPoint, Decision, Instance, Pool, PricePoint, Rule
 
 log = logging.getLogger(__name__)
 
 FLEET_SAVE_INTERVAL_S = 5.0  # the stored fleet snapshot is for restarts; REST reads the live actor
-DEFAULT_PRICE_RETENTION_S = 7 * 86_400.0
 PRUNE_EVERY_S = 3600.0  # of tick time: how often an actor deletes its price events past retention
-DEFAULT_CHECKPOINT_INTERVAL_S = 60.0
-CHECKPOINT_TICK_WAIT_S = 5.0  # a due checkpoint waits this long at most for a tick to end, then goes anyway
-DEFAULT_NOTICE_HOLD_S = 600.0
 UNSAVED_RETRY_MIN_S, UNSAVED_RETRY_MAX_S = 0.5, 10.0  # retrying the store while it is unreachable
 CLOSE_FLUSH_S = 5.0
-AWS_CREDENTIALS_MODES = frozenset({"aws_default", "aws_assume_role"})
-GONE_STATES = frozenset({"shutting-down", "terminated", "stopping", "stopped"})
 
 
-@dataclass(frozen=True, slots=True)
-class RegionConfig:
-    account: str
-    region: str
-    policy: str = "risk_aware"
-    params: PolicyParams = field(default_factory=PolicyParams)
-    database_url: str | None = None
-    executor: str = "simulated"
-    seed: int = 0
-    price_retention_s: float = DEFAULT_PRICE_RETENTION_S  # stored price events older than this are deleted
-    unsaved_limit_events: int = DEFAULT_LIMIT_EVENTS  # events queued while the store is unreachable
-    # A real cloud's account (plain references, never secrets): how the executor reaches it.
-    credentials_mode: str = "replay"
-    role_arn: str | None = None
-    external_id: str | None = None
-    managed_tag: str = "spot-optimizer:managed=true"
-    notice_hold_s: float = DEFAULT_NOTICE_HOLD_S  # a pool a cloud warned about is no placement this long
-    checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S  # wall seconds between checkpoints; 0: none
-    # When this configuration was set (the account's updated_at_s): of the constructor's and the newest
-    # checkpoint's, a restarted actor keeps the newer (Ray re-runs __init__ with the first one).
-    config_at_s: float = 0.0
-
-    @property
-    def on_aws(self) -> bool:
-        return self.credentials_mode in AWS_CREDENTIALS_MODES
-
-
-@functools.lru_cache(maxsize=256)
-def _compatible_types(region: str, instance_type: str) -> tuple[str, ...]:
-    catalog = region_catalog(region)  # the actor's region only: half the whole catalog's memory
-    if instance_type not in catalog:
-        return (instance_type,)
-    return tuple(catalog.compatible_types(instance_type, region))
-
-
-class RegionActor:
+class RegionActor(Checkpointing, CloudView):
     """Live prices, instance state and models of one (account, region)."""
 
     def __init__(self, config: RegionConfig, hub: Any = None, executor: Executor | None = None) -> None:
@@ -103,7 +66,7 @@ class RegionActor:
             policy=make_policy(config.policy, config.params),
             risk_model=RiskModel(horizon_s=config.params.risk_horizon_s, seed=config.seed),
             price_model=PriceForecaster(),
-            compatible_types=lambda t: _compatible_types(region, t),
+            compatible_types=lambda t: compatible_types(region, t),
         )
         self.store: Store | None = None
         self.seq = 0  # the decisions stream's last seq
@@ -477,133 +440,20 @@ class RegionActor:
             topics["alerts"] = alerts
         return topics
 
-    def _learn_from_execution(self, result: ExecutionResult, now_s: float) -> None:
-        """A cloud's refusals are risk labels (the pool is noticed unavailable); every step is an alert."""
-        for key in result.capacity_errors:
-            pool = self._pool_by_key.get(key)
-            if pool is not None:
-                self.engine.notice_unavailable(pool, now_s, self.config.notice_hold_s)
-        self._pending_alerts += [dict(step) for step in result.steps]
-        if result.outcome is Outcome.FAILED and not result.steps:
-            self._pending_alerts.append({"kind": "execution", "step": "failed",
-                                         "instance_ids": [result.decision.instance_id], "detail": result.detail})
-
-    # -- a cloud's view: discovery and notices ---------------------------------------------------------
-    async def sync_fleet(self, instances: Sequence[Instance], specs: Sequence[Any], now_s: float) -> dict[str, Any]:
-        """Make the fleet what the cloud reports (``specs``: how each was launched, by instance id). New
-        instances join, gone ones leave; an ``instances`` event is stored and streamed when it changed."""
-        await self._open_store()
-        joined, left = self.engine.sync_fleet(instances, now_s)
-        self.launch_specs.clear()
-        self.launch_specs.update({spec.instance_id: spec for spec in specs})
-        if joined or left:
-            detail = f"{len(joined)} instance(s) joined, {len(left)} left"
-            await self._publish_events(now_s, [{"kind": "fleet_changed", "instance_ids": joined + left,
-                                                "joined": joined, "left": left, "detail": detail}])
-            await self._persist_fleet(now_s)
-        return {"joined": joined, "left": left, "instances": len(self.engine.instances)}
-
-    async def notice(self, kind: str, instance_id: str, now_s: float, state: str | None = None) -> dict[str, Any]:
-        """A cloud's notice about one instance (an interruption warning, a rebalance recommendation, a
-        state change), decided on at once: the returned summary means its decision (and execution) is
-        stored, so the caller may now acknowledge the message. Unknown instances are ignored."""
-        await self._open_store()
-        tracked = self.engine.instances.get(instance_id)
-        if tracked is None:
-            return {"known": False, "decisions": []}
-        pool = tracked.instance.pool
-        alert = {"kind": kind, "instance_ids": [instance_id], "pool": pool.key}
-        if kind == "state_change":
-            if state not in GONE_STATES:
-                return {"known": True, "decisions": []}
-            self.engine.remove_instance(instance_id)
-            self.launch_specs.pop(instance_id, None)
-            await self._publish_events(now_s, [{**alert, "state": state,
-                                                "detail": f"{instance_id} is {state}: it left the fleet"}])
-            await self._persist_fleet(now_s)
-            return {"known": True, "decisions": []}
-        if kind == "spot_interruption":
-            self.engine.report_interruption([instance_id], now_s, self.config.notice_hold_s)
-            alert["detail"] = f"spot interruption warning for {instance_id} in {pool.key}"
-        else:
-            self.engine.notice_unavailable(pool, now_s, self.config.notice_hold_s)
-            alert["detail"] = f"rebalance recommendation for {instance_id} in {pool.key}"
-        self._pending_alerts.append(alert)
-        before = self.seq
-        summary = await self.ingest([], [], now_s)
-        summary["known"] = True
-        summary["decisions"] = list(range(before + 1, self.seq + 1))
-        return summary
-
-    async def _publish_events(self, now_s: float, alerts: list[dict[str, Any]]) -> None:
-        """Store and stream an ``instances`` event with the fleet and the given alerts, outside a tick."""
-        topics = {"instances": [{"at_s": now_s, "instances": [instance_json(i) for i in self.engine.fleet()]}],
-                  "alerts": [{"at_s": now_s, **a} for a in alerts]}
-        try:
-            await self._send(await self._record([], topics))
-        except Exception:
-            self.stats["tick_errors"] += 1
-            log.exception("recording a fleet change failed for account=%s region=%s", self.config.account,
-                          self.config.region)
-
-    # -- reads -----------------------------------------------------------------------------------------
-    def _priced_pools_with_risk(self) -> tuple[list[PoolState], list[str], list[float], bool]:
-        """The pools with a known price, their keys, the model's risk for each (NaN before any
-        observation), and whether the engine has observed anything yet."""
-        now = self.engine.last_observed_s
-        states = [s for s in self.engine.pool_states() if math.isfinite(s.price_usd_per_hour)]
-        keys = [s.pool.key for s in states]
-        known = bool(keys) and math.isfinite(now)
-        model = self.engine.risk_model
-        risk = [float(r) for r in model.predict(now, keys)] if known and model else [math.nan] * len(keys)
-        return states, keys, risk, known
-
     async def latest_prices(self) -> list[dict[str, Any]]:
         """The latest price and availability of every pool, with the model's risk."""
         await self._open_store()
-        states, _, risk, _ = self._priced_pools_with_risk()
-        return [{
-            "pool": state.pool.key,
-            "instance_type": state.pool.instance_type,
-            "availability_zone": state.pool.availability_zone,
-            "price_usd_per_hour": state.price_usd_per_hour,
-            "on_demand_usd_per_hour": state.on_demand_usd_per_hour,
-            "observed_at_s": state.price_at_s,
-            "available": state.available,
-            "risk": _finite_or_none(r),
-            "capacity_score": state.capacity_score,
-        } for state, r in zip(states, risk, strict=True)]
+        return prices_json(self.engine)
 
     async def forecasts(self, horizons_s: Sequence[float]) -> dict[str, Any]:
         """Per pool: the latest price, the risk of losing spot within the risk horizon, price forecasts."""
         await self._open_store()
-        now = self.engine.last_observed_s
-        states, keys, risk, known = self._priced_pools_with_risk()
-        price_model = self.engine.price_model
-        by_horizon = {h: (price_model.predict(now, keys, h) if known and price_model else [math.nan] * len(keys))
-                      for h in horizons_s}
-        pools = [{
-            "pool": state.pool.key,
-            "price_usd_per_hour": state.price_usd_per_hour,
-            "available": state.available,
-            "risk": _finite_or_none(risk[k]),
-            "forecast_usd_per_hour": {f"{h:g}": _finite_or_none(by_horizon[h][k]) for h in horizons_s},
-        } for k, state in enumerate(states)]
-        return {"now_s": now if math.isfinite(now) else None,
-                "risk_horizon_s": self.config.params.risk_horizon_s, "pools": pools}
+        return forecasts_json(self.engine, horizons_s, self.config.params.risk_horizon_s)
 
     async def model_metrics(self) -> dict[str, Any]:
         """How the online models are doing: progressive-validation errors and learning counters."""
         await self._open_store()
-        price_model, risk_model = self.engine.price_model, self.engine.risk_model
-        price = price_model.metrics() if price_model is not None and hasattr(price_model, "metrics") else {}
-        risk: dict[str, Any] = {}
-        if risk_model is not None:
-            risk = {"horizon_s": getattr(risk_model, "horizon_s", None),
-                    "labels_learned": getattr(risk_model, "labels_learned", None),
-                    "threshold": getattr(risk_model, "threshold", None),
-                    "drift_events": len(getattr(risk_model, "drift_events", []))}
-        return {"price": price, "risk": risk}
+        return model_metrics_json(self.engine)
 
     async def instances(self) -> list[Instance]:
         await self._open_store()
@@ -655,138 +505,6 @@ class RegionActor:
             await self.store.close()
             self.store = None
 
-    # -- checkpoints: restore on the first call, save every checkpoint_interval_s and on close -----------
-    def stream_host(self) -> Any:
-        """Where ticks are published (``actors/remote.py`` finds its host by name instead)."""
-        return self.hub
-
-    async def _start(self) -> None:
-        """Open the store, continue every topic's numbering from it, restore the newest checkpoint that
-        loads (and the stored fleet if newer), then checkpoint every ``checkpoint_interval_s``."""
-        account, region = self.config.account, self.config.region
-        if self.store is None and self.config.database_url:
-            self.store = await Store.open(self.config.database_url, migrate=False)
-        store = self.store
-        skipped: list[tuple[CheckpointRecord, str]] = []
-        if store is not None:
-            stored = await store.max_event_seqs(account, region)
-            self.seq = stored.pop("decisions", 0)
-            self.topic_seq = stored
-            skipped = await self._restore(store)
-        self._opened = True
-        if store is not None and self.config.checkpoint_interval_s > 0:
-            self._checkpoint_task = asyncio.create_task(self._checkpoint_loop())
-        if skipped:
-            await self._report_skipped(skipped)
-
-    async def _restore(self, store: Store) -> list[tuple[CheckpointRecord, str]]:
-        """Adopt the newest checkpoint that passes its checks; return the newer ones that did not."""
-        account, region = self.config.account, self.config.region
-        skipped: list[tuple[CheckpointRecord, str]] = []
-        for record in await store.load_checkpoints(account, region):
-            try:
-                state = checked_state(record)
-                engine = RegionEngine.restore(state.engine, compatible_types=lambda t: _compatible_types(region, t))
-            except Exception as exc:  # any failure to load is a reason to try an older one, never fatal
-                skipped.append((record, f"{type(exc).__name__}: {exc}"))
-                self.stats["checkpoints_skipped"] += 1
-                log.warning("skipping checkpoint %s of account=%s region=%s: %s", record.id, account, region, exc)
-                continue
-            self._adopt(engine, state)
-            log.info("restored checkpoint %s of account=%s region=%s (tick %s)", record.id, account, region,
-                     record.tick_s)
-            break
-        stored_at_s = await store.fleet_updated_at_s(account, region)
-        if stored_at_s is not None and stored_at_s > self._fleet_at_s:  # moves saved after the checkpoint
-            self._pending_fleet = await store.list_instances(account, region)
-            self._fleet_at_s = stored_at_s
-            self._adopt_pending_fleet()
-        return skipped
-
-    def _adopt_pending_fleet(self) -> None:
-        """The restored instances whose pools the engine knows (the others wait for ``add_pools``)."""
-        for instance in self._pending_fleet:
-            if instance.pool in self.engine.pools:
-                self.engine.upsert_instance(instance, self._fleet_at_s)
-        self._pending_fleet = [i for i in self._pending_fleet if i.pool not in self.engine.pools]
-
-    def _adopt(self, engine: RegionEngine, state: ActorState) -> None:
-        """Continue from a checkpoint: its engine (models, pools, fleet) under the newer configuration, and
-        each stream's numbering from whichever is further, the store's or the checkpoint's."""
-        saved = _config_from_dict(state.config)
-        if saved is not None and saved.config_at_s > self.config.config_at_s:
-            self._apply_config(saved)
-        engine.policy = make_policy(self.config.policy, self.config.params)
-        self.engine = engine
-        self._pool_by_key = {pool.key: pool for pool in engine.pools}
-        self.seq = max(self.seq, state.seq)
-        for topic, seq in state.topic_seq.items():
-            self.topic_seq[topic] = max(self.topic_seq.get(topic, 0), seq)
-        rules = {rule.value: rule for rule in Rule}
-        self.last_rule = {iid: rules[value] for iid, value in state.last_rule.items() if value in rules}
-        self._fleet_at_s = state.fleet_at_s
-        if math.isfinite(engine.last_observed_s):
-            self.last_tick_s = engine.last_observed_s
-
-    async def _report_skipped(self, skipped: list[tuple[CheckpointRecord, str]]) -> None:
-        """One ``checkpoint_skipped`` alert per checkpoint that did not load."""
-        now_s = self.engine.last_observed_s
-        alerts = {"alerts": [{
-            "at_s": now_s if math.isfinite(now_s) else (r.tick_s if r.tick_s is not None else r.created_at_s),
-            "kind": "checkpoint_skipped", "instance_ids": [], "checkpoint_id": r.id,
-            "detail": f"checkpoint {r.id} did not load ({reason}); an older one was used"} for r, reason in skipped]}
-        try:
-            await self._send(await self._record([], alerts))
-        except Exception:
-            log.exception("reporting skipped checkpoints failed for account=%s region=%s", self.config.account,
-                          self.config.region)
-
-    async def save_checkpoint(self) -> dict[str, Any]:
-        """Checkpoint now (the background loop, ``reconfigure`` and ``close`` do). Only pickling the engine
-        runs on the actor's loop; compressing, hashing and writing do not. An unchanged actor writes nothing."""
-        store = await self._open_store()
-        if store is None:
-            return {"saved": False}
-        async with self._checkpoint_lock:
-            return await self._save_checkpoint(store)
-
-    async def _save_checkpoint(self, store: Store) -> dict[str, Any]:
-        # Not the database URL: it may hold a password, and a restored actor keeps its own anyway.
-        config = {k: v for k, v in dataclasses.asdict(self.config).items() if k != "database_url"}
-        state = ActorState(self.engine.snapshot(), self.seq, dict(self.topic_seq),
-                           {iid: rule.value for iid, rule in self.last_rule.items()}, self._fleet_at_s, config)
-        tick_s = self.last_tick_s if math.isfinite(self.last_tick_s) else None
-        payload, sha = await asyncio.to_thread(_encode_and_hash, state)
-        if sha == self._checkpointed_sha:
-            return {"saved": False, "tick_s": tick_s}
-        checkpoint_id = await store.save_checkpoint(self.config.account, self.config.region, payload,
-                                                    version=CHECKPOINT_VERSION, tick_s=tick_s,
-                                                    created_at_s=time.time(), sha256=sha)
-        self._checkpointed_sha = sha
-        self.stats["checkpoints_saved"] += 1
-        return {"saved": True, "id": checkpoint_id, "tick_s": tick_s, "bytes": len(payload)}
-
-    async def _checkpoint_quietly(self) -> None:
-        try:
-            await self.save_checkpoint()
-        except Exception:
-            self.stats["checkpoint_errors"] += 1
-            log.exception("checkpoint failed for account=%s region=%s", self.config.account, self.config.region)
-
-    async def _checkpoint_loop(self) -> None:
-        """A first checkpoint after the first tick (pools and fleet are safe early), then one about every
-        ``checkpoint_interval_s`` (jittered, so actors started together drift apart), each right after a
-        tick: pickling a big engine holds the loop a while, and there it delays the next tick least."""
-        while True:
-            self._ticked.clear()
-            # asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancel that lands as the tick ends
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(CHECKPOINT_TICK_WAIT_S, self.config.checkpoint_interval_s)):
-                    await self._ticked.wait()
-            # Shielded: cancelling the loop (``close``) must not cut a write off mid-transaction.
-            await asyncio.shield(self._checkpoint_quietly())
-            await asyncio.sleep(self.config.checkpoint_interval_s * random.uniform(0.9, 1.1))
-
     # -- configuration ---------------------------------------------------------------------------------
     async def reconfigure(self, config: RegionConfig) -> dict[str, Any]:
         """A new configuration in place (an account's PATCH): policy, its parameters and the executor
@@ -807,31 +525,3 @@ class RegionActor:
         executor_fields = ("executor", "credentials_mode", "role_arn", "external_id", "managed_tag")
         if any(getattr(config, name) != getattr(previous, name) for name in executor_fields):
             self.executor = self.make_executor(self.config)
-
-
-def _encode_and_hash(state: ActorState) -> tuple[bytes, str]:
-    payload = encode_state(state)
-    return payload, sha256_hex(payload)
-
-
-def _config_from_dict(saved: dict[str, Any] | Any) -> RegionConfig | None:
-    """A checkpoint's RegionConfig (its unknown fields dropped, missing ones defaulted), or None."""
-    try:
-        known = {f.name for f in dataclasses.fields(RegionConfig)}
-        values = {k: v for k, v in dict(saved).items() if k in known}
-        values["params"] = PolicyParams(**values.get("params", {}))
-        return RegionConfig(**values)
-    except (TypeError, ValueError):
-        return None
-
-
-def _finite_or_none(value: Any) -> float | None:
-    """JSON has no NaN or infinity: an unknown number is null."""
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
-def instance_json(instance: Instance) -> dict[str, Any]:
-    """The JSON of an instance, as REST and the ``instances`` topic show it."""
-    return {"instance_id": instance.instance_id, "pool": instance.pool.key, "lifecycle": instance.lifecycle.value,
-            "fleet": instance.fleet, "launched_at_s": instance.launched_at_s, "interrupted": instance.interrupted}

@@ -21,7 +21,7 @@ from typing import Any
 
 from actors.feeds.base import Feed, FeedHealth, FeedKey
 from actors.feeds.replay import ReplayAttachment, Tick
-from actors.region import (
+from actors.region_config import (
     AWS_CREDENTIALS_MODES,
     DEFAULT_CHECKPOINT_INTERVAL_S,
     DEFAULT_NOTICE_HOLD_S,

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.region import RegionConfig
+from actors.region_config import RegionConfig
 from actors.remote import NAMESPACE, RemoteRegionActor, region_actor_name
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
