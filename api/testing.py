@@ -128,3 +128,14 @@ async def demo_key(client: httpx.AsyncClient, tenant_name: str = "demo") -> str:
                                  headers=bearer_headers(ADMIN_KEY))
     response.raise_for_status()
     return str(response.json()["key"])
+
+
+async def quiet_account(client: httpx.AsyncClient, key: str, prefix: str, region: str = "us-east-1") -> str:
+    """Register an AWS account whose feed finds nothing (a managed tag no instance carries), so a test can
+    publish the account's events itself; returns its name."""
+    account = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    response = await client.post("/api/v1/accounts", headers=bearer_headers(key), json={
+        "name": account, "regions": [region], "credentials_mode": "aws_default",
+        "aws": {"managed_tag": f"spot-optimizer:test={uuid.uuid4().hex}"}})
+    response.raise_for_status()
+    return account

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -19,7 +18,7 @@ from test_store_codec import T0_S, make_decision
 from actors.store import StreamEvent, decision_to_json
 from actors.stream import stream_key
 from api.app import create_app
-from api.testing import LiveServer, bearer_headers, new_tenant, settings_for_test
+from api.testing import LiveServer, bearer_headers, new_tenant, quiet_account, settings_for_test
 
 pytestmark = pytest.mark.ray
 REGION = "us-east-1"
@@ -34,14 +33,11 @@ def server(ray_session, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Li
 
 @pytest.fixture
 async def tenant(server: LiveServer) -> AsyncIterator[tuple[str, str]]:
-    """A tenant with one account in us-east-1 (no feed: the tests publish its decisions): (key, account)."""
+    """A tenant with one account in us-east-1 whose feed finds nothing (the tests publish its decisions):
+    (key, account)."""
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         _, key = await new_tenant(http)
-        account = f"ws-{uuid.uuid4().hex[:8]}"
-        response = await http.post("/api/v1/accounts", headers=bearer_headers(key), json={
-            "name": account, "regions": [REGION], "credentials_mode": "aws_default"})
-        assert response.status_code == 201, response.text
-        yield key, account
+        yield key, await quiet_account(http, key, "ws", REGION)
 
 
 def publish(server: LiveServer, account: str, seqs: range) -> None:

@@ -11,7 +11,6 @@ import asyncio
 import json
 import socket
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -27,7 +26,7 @@ from websockets.uri import parse_uri
 from actors.stream import TOPICS, stream_key
 from api.app import create_app
 from api.fanout import CONTROL_BACKLOG, Client
-from api.testing import LiveServer, bearer_headers, new_tenant, settings_for_test
+from api.testing import LiveServer, new_tenant, quiet_account, settings_for_test
 
 pytestmark = pytest.mark.ray
 REGION = "us-east-1"
@@ -47,14 +46,11 @@ def server(ray_session, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Li
 
 @pytest.fixture
 async def tenant(server: LiveServer) -> AsyncIterator[tuple[str, str]]:
-    """A tenant with one account in us-east-1 (no feed: the tests publish its events): (key, account)."""
+    """A tenant with one account in us-east-1 whose feed finds nothing (the tests publish its events):
+    (key, account)."""
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         _, key = await new_tenant(http)
-        account = f"hostile-{uuid.uuid4().hex[:8]}"
-        response = await http.post("/api/v1/accounts", headers=bearer_headers(key), json={
-            "name": account, "regions": [REGION], "credentials_mode": "aws_default"})
-        assert response.status_code == 201, response.text
-        yield key, account
+        yield key, await quiet_account(http, key, "hostile", REGION)
 
 
 async def read_until_closed(ws: Any) -> tuple[list[dict[str, Any]], websockets.ConnectionClosed]:
