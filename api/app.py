@@ -7,14 +7,15 @@ from contextlib import asynccontextmanager
 from importlib import resources
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from api import routes, ws
-from api.errors import install_error_handlers
+from api.errors import NotFound, install_error_handlers
 from api.limits import BodySizeLimit
 from api.runtime import Runtime
 from api.settings import Settings
 
+DASHBOARD_ASSETS = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
 RuntimeFactory = Callable[[Settings], Awaitable[Runtime]]
 StartedHook = Callable[[Runtime], None]
 
@@ -53,5 +54,12 @@ def create_app(settings: Settings | None = None, runtime_factory: RuntimeFactory
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def dashboard() -> str:
         return (resources.files("api") / "dashboard" / "index.html").read_text(encoding="utf-8")
+
+    @app.get("/dashboard/{name}", include_in_schema=False)
+    async def dashboard_asset(name: str) -> Response:
+        if name not in DASHBOARD_ASSETS:  # a fixed list: no path from the URL reaches the file system
+            raise NotFound(f"no dashboard asset {name!r}")
+        body = (resources.files("api") / "dashboard" / name).read_bytes()
+        return Response(body, media_type=DASHBOARD_ASSETS[name], headers={"Cache-Control": "no-cache"})
 
     return app

@@ -1,0 +1,153 @@
+"""The dashboard: its page and assets over HTTP, and end to end in a real headless Chromium against a live server
+replaying the bundled prices (signed in from the banner link, live, resumed after the server drops the socket)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from api.app import DASHBOARD_ASSETS, create_app
+from api.testing import LiveServer, demo_key, settings_for_test
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SEEN_WITHIN_MS = 20_000
+
+
+async def test_page_and_its_assets_are_served_with_their_content_types(tmp_path: Path) -> None:
+    app = create_app(settings_for_test(tmp_path))  # no lifespan: static routes need no runtime
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        page = await client.get("/")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        local = re.findall(r'(?:src|href)="(/[^"]*)"', page.text)
+        assets = [ref for ref in local if ref.startswith("/dashboard/")]
+        assert sorted(assets) == sorted(f"/dashboard/{name}" for name in DASHBOARD_ASSETS)
+        for ref in assets:
+            response = await client.get(ref)
+            assert response.status_code == 200, ref
+            assert response.headers["content-type"] == DASHBOARD_ASSETS[ref.rsplit("/", 1)[1]]
+            assert response.content
+        assert set(local) - set(assets) == {"/docs"}
+        assert (await client.get("/docs")).status_code == 200
+        missing = await client.get("/dashboard/..%2Fapp.py")
+        assert missing.status_code == 404
+        assert missing.json()["error"] == "not_found"
+
+
+def _playwright_or_skip() -> Any:
+    """The async Playwright entry point; a clear skip without a browser, except under CI=true."""
+    problem = None
+    if not CHROMIUM.exists():
+        problem = f"{CHROMIUM} is missing (apt-get install chromium; `make test` does it as root)"
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        problem = problem or "playwright is not installed (pip install -e '.[dev]')"
+    if problem is not None:
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:  # as conftest.running_in_ci
+            pytest.fail(f"browser test must run under CI: {problem}")
+        pytest.skip(f"browser test skipped: {problem}")
+    return async_playwright
+
+
+@pytest.fixture(scope="module")
+def server(ray_session, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    # an hour of prices every half second: decisions within seconds, and the replay outlasts the test
+    settings = settings_for_test(tmp_path_factory.mktemp("dashboard"), replay_speed=7200.0,
+                                 replay_tick_interval_s=0.5)
+    with LiveServer(create_app(settings)) as live:
+        yield live
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    async_playwright = _playwright_or_skip()
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+async def _drop_every_socket(server: LiveServer) -> None:
+    for client in list(server.runtime.fanout.clients):
+        client.close(1012, "test: server drops the socket")
+
+
+def _watch_errors(page: Any) -> list[str]:
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(f"console: {message.text}") if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(f"pageerror: {error}"))
+    return errors
+
+
+async def _decision_seqs(page: Any) -> list[int]:
+    return [int(s) for s in await page.eval_on_selector_all("#decisions li", "els => els.map(e => e.dataset.seq)")]
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+async def test_banner_link_shows_prices_fleet_decisions_and_resumes_after_a_drop(
+        server: LiveServer, browser: Any, tmp_path_factory: pytest.TempPathFactory,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        key = await demo_key(http)
+    shots = tmp_path_factory.mktemp("dashboard-screenshots")
+    context = await browser.new_context(viewport={"width": 1366, "height": 768})
+    page = await context.new_page()
+    errors = _watch_errors(page)
+
+    await page.goto(f"{server.url}/#key={key}")
+    await page.wait_for_selector("#conn[data-state=live]", timeout=SEEN_WITHIN_MS)
+    await page.wait_for_function(
+        "document.querySelectorAll('#charts svg path.spot').length > 0"
+        " && document.querySelectorAll('#fleet tbody tr').length === 4"
+        " && [...document.querySelectorAll('#decisions .reason')].some(e => e.textContent.length > 10)",
+        timeout=SEEN_WITHIN_MS)
+    assert "#key=" not in page.url  # the key leaves the address bar for session storage
+    fleet = await page.eval_on_selector_all("#fleet tbody tr", "rows => rows.map(r => r.dataset.instance)")
+    assert sorted(fleet) == [f"i-demo-000{n}" for n in range(4)]
+    assert await page.locator("#charts figure.in-fleet").count() >= 1
+
+    await page.locator("#decisions li button").first.click()  # the candidates weighed, on click
+    await page.wait_for_selector("#decisions table.candidates tbody tr", timeout=5000)
+    await page.screenshot(path=str(shots / "dashboard-laptop-1366x768.png"), full_page=True)
+
+    connects = await page.evaluate("window.spotDashboard.connects")
+    before = max(await _decision_seqs(page))
+    server.call(_drop_every_socket(server))
+    await page.wait_for_function(f"window.spotDashboard.connects > {connects}", timeout=SEEN_WITHIN_MS)
+    await page.wait_for_selector("#conn[data-state=live]", timeout=SEEN_WITHIN_MS)
+    await page.wait_for_function(
+        f"Math.max(...[...document.querySelectorAll('#decisions li')].map(e => +e.dataset.seq)) > {before + 8}",
+        timeout=SEEN_WITHIN_MS)
+    seqs = await _decision_seqs(page)
+    assert seqs == list(range(seqs[0], seqs[0] - len(seqs), -1)), "decisions after the resume: a gap or a duplicate"
+    assert await page.evaluate("[window.spotDashboard.gaps, window.spotDashboard.duplicates]") == [0, 0]
+
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await page.wait_for_timeout(600)
+    await page.screenshot(path=str(shots / "dashboard-phone-390x844.png"), full_page=False)
+
+    await page.set_viewport_size({"width": 1366, "height": 768})
+    await page.click("#nav-sims")
+    await page.fill("#sim-form input[name=runs]", "8")
+    await page.click("#sim-form button")
+    await page.wait_for_selector("#sim-chart svg rect.bar", timeout=60_000)
+    assert await page.locator("#sim-chart svg rect.bar").count() == 4
+    await page.screenshot(path=str(shots / "simulations-laptop-1366x768.png"), full_page=True)
+    await context.close()
+
+    assert errors == []
+    with capsys.disabled():
+        for shot in sorted(shots.iterdir()):
+            print(f"\nscreenshot: {shot}")
