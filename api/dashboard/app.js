@@ -24,7 +24,7 @@ function freshState() {
     events: new Map(),       // seq -> non-keep decision {action, rule, at}: the counts
     countsTruncated: false,
     seen: {},                // stream -> last seq applied: sent in `resume`
-    clock: 0, startClock: 0, savedUsd: 0, savingsFrom: 0, openSeq: null, feed: null,
+    clock: 0, startClock: 0, riskHorizonH: 1, savedUsd: 0, savingsFrom: 0, openSeq: null, feed: null,
   };
 }
 
@@ -210,7 +210,7 @@ function applyLatest(latest) {
   state.feed = latest.feed;
   for (const p of latest.prices) {
     const entry = pool(p.pool);
-    entry.od = p.on_demand_usd_per_hour; entry.risk = p.risk;
+    entry.od = p.on_demand_usd_per_hour;  // risk comes from /forecasts, which states its horizon
     const last = entry.series[entry.series.length - 1];
     if (!last || last[0] < p.observed_at_s) push(entry.series, [p.observed_at_s, p.price_usd_per_hour]);
     if (!entry.avail.length) entry.avail.push([p.observed_at_s, p.available]);
@@ -219,6 +219,7 @@ function applyLatest(latest) {
 
 function applyForecasts(f) {
   advance(f.now_s);
+  state.riskHorizonH = f.risk_horizon_s / 3600;
   for (const p of f.pools) {
     const entry = pool(p.pool);
     entry.risk = p.risk; push(entry.risks, [f.now_s, p.risk]);
@@ -430,7 +431,7 @@ function chart(name, p, inFleet) {
   const last = p.series.length ? p.series[p.series.length - 1][1] : null;
   const available = p.avail.length ? p.avail[p.avail.length - 1][1] : null;
   const title = el("h3", {}, el("span", {text: (inFleet ? "★ " : "") + name}),
-    el("small", {text: `spot ${fmtUsd(last)}/h · risk ${fmtPct(p.risk)}/h · ${available === false ? "no capacity" : "available"}`
+    el("small", {text: `spot ${fmtUsd(last)}/h · risk ${fmtPct(p.risk)} in ${state.riskHorizonH} h · ${available === false ? "no capacity" : "available"}`
       + (p.fc ? ` · forecast ${fmtUsd(p.fc.price)}` : "") + (inFleet ? ` · fleet here: ${inFleet}` : "")}));
   return el("figure", {class: "chart" + (inFleet ? " in-fleet" : ""), "data-pool": name}, title, svg);
 }
@@ -441,10 +442,11 @@ function renderFleet() {
     const recent = touched && touched.live && state.clock - touched.at <= 6 * 3600;
     const risk = i.lifecycle === "on_demand" ? "– (on-demand)" : fmtPct(p && p.risk);
     return el("tr", {class: recent ? "touched" : "", "data-instance": i.instance_id},
-      el("td", {text: i.instance_id}), el("td", {text: i.pool}),
-      el("td", {text: i.lifecycle.replace("_", "-") + (i.interrupted ? " (interrupted)" : "")}),
-      el("td", {class: "num", text: fmtUsd(hourlyCost(i))}), el("td", {class: "num", text: risk}),
-      el("td", {text: touched ? `${recent ? "▶ " : ""}${touched.action} (${touched.rule}) ${fmtClock(touched.at).slice(5, 16)}` : "–"}));
+      el("td", {text: i.instance_id, "data-label": "instance"}), el("td", {text: i.pool, "data-label": "pool"}),
+      el("td", {text: i.lifecycle.replace("_", "-") + (i.interrupted ? " (interrupted)" : ""), "data-label": "lifecycle"}),
+      el("td", {class: "num", text: fmtUsd(hourlyCost(i)), "data-label": "$/h"}),
+      el("td", {class: "num", text: risk, "data-label": "risk"}),
+      el("td", {"data-label": "last change", text: touched ? `${recent ? "▶ " : ""}${touched.action} (${touched.rule}) ${fmtClock(touched.at).slice(5, 16)}` : "–"}));
   });
   $("fleet").tBodies[0].replaceChildren(...rows);
 }
