@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import logging
 import math
 import random
@@ -39,7 +40,7 @@ from actors.wire import WireError, pack, unpack_ticks
 from engine.learning.price import PriceForecaster
 from engine.learning.risk import RiskModel
 from engine.policy import make_policy
-from engine.region import RegionEngine
+from engine.region import BatchRejected, RegionEngine
 from engine.types import Action, AvailabilityPoint, Decision, Instance, Pool, PricePoint, Rule
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class RegionActor(Checkpointing, CloudView):
         self.topic_seq: dict[str, int] = {}  # the last seq of the other topics (prices, instances, alerts)
         self.last_rule: dict[str, Rule] = {}
         self.stats = {"batches": 0, "rejected_batches": 0, "tick_errors": 0, "decisions": 0, "published": 0,
-                      "store_failures": 0, "dropped_events": 0}
+                      "store_failures": 0, "dropped_events": 0, "stale_ticks": 0}
         self.unsaved = UnsavedTicks(config.unsaved_limit_events)  # ticks waiting for an unreachable store
         self.store_overflow = False  # the unsaved queue dropped events and has not been written out since
         self._unsaved_task: asyncio.Task[None] | None = None
@@ -222,8 +223,17 @@ class RegionActor(Checkpointing, CloudView):
     async def ingest_many(
         self, ticks: Sequence[tuple[float, Sequence[PricePoint], Sequence[AvailabilityPoint]]]
     ) -> dict[str, Any]:
-        """Several ticks in one call (the replay's batch), applied in order; validated whole first."""
-        await self._open_store()
+        """Several ticks in one call (the replay's batch), applied in order; validated whole first. Ticks
+        older than what the actor has already seen (a batch that was on its way when the actor joined the
+        feed with a newer state) are skipped and counted, not refused."""
+        await self._open_store()  # first: a restore moves the actor's clock
+        seen_s = self.engine.last_observed_s
+        fresh = [tick for tick in ticks if not tick[0] < seen_s]
+        self.stats["stale_ticks"] += len(ticks) - len(fresh)
+        ticks = fresh
+        if any(later[0] < earlier[0] for earlier, later in itertools.pairwise(ticks)):
+            self.stats["rejected_batches"] += 1
+            raise BatchRejected("ticks must be in time order: " + ", ".join(str(t[0]) for t in ticks[:10]))
         for now_s, prices, availability in ticks:
             try:
                 self.engine.validate(prices, availability, now_s)

@@ -224,6 +224,8 @@ class RegionEngine:
         """
         if not (isinstance(now_s, int | float) and math.isfinite(now_s)):
             raise BatchRejected(f"now_s must be a finite time, got {now_s!r}")
+        if now_s < self.last_observed_s:  # the models learn in time order: refused before anything changes
+            raise BatchRejected(f"now_s {now_s} is before the last observation at {self.last_observed_s}")
         get, finite = self.pools.get, math.isfinite
         resolved: list[list[PoolState]] = []
         try:  # a field of the wrong type (unhashable pool, text for a number) is a TypeError: refused too

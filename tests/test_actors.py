@@ -314,3 +314,14 @@ async def test_an_actor_deletes_its_stored_price_events_past_retention_in_its_ow
     decisions = await store.decisions_after("acct", "us-east-1", 0)
     assert actor.seq >= 1 and [d.seq for d in decisions] == list(range(1, actor.seq + 1))  # decisions are kept
     await actor.close()
+
+
+async def test_replay_ticks_older_than_the_actor_has_seen_are_skipped_and_counted() -> None:
+    actor = await make_actor()
+    await actor.ingest_many([(120.0, [PricePoint(POOLS[0], 0.9, 120.0)], [])])  # the feed's current state
+    summary = await actor.ingest_many([(60.0, [PricePoint(POOLS[0], 0.8, 60.0)], []),   # a batch on its way
+                                       (180.0, [PricePoint(POOLS[0], 0.7, 180.0)], [])])
+    assert actor.stats["stale_ticks"] == 1 and actor.stats["rejected_batches"] == 0
+    assert actor.engine.last_observed_s == 180.0 and summary["interrupted"] == []
+    with pytest.raises(ValueError, match="time order"):
+        await actor.ingest_many([(300.0, [], []), (240.0, [], [])])

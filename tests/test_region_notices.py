@@ -97,3 +97,12 @@ def test_a_replacement_takes_over_the_instance_state_under_its_new_id() -> None:
     state = e.instances["i-new"]
     assert state.instance.instance_id == "i-new" and state.instance.pool == moved.pool
     assert state.last_move_s == 10.0 and not state.instance.interrupted
+
+
+def test_a_batch_older_than_the_last_observation_is_refused_whole() -> None:
+    e = engine()
+    e.observe([], [], now_s=500.0)
+    before = [(s.price_usd_per_hour, s.available) for s in e.pools.values()]
+    with pytest.raises(ValueError, match="before the last observation"):
+        e.observe([PricePoint(POOLS[0], 9.0, 100.0)], [AvailabilityPoint(POOLS[1], False, 100.0)], now_s=100.0)
+    assert [(s.price_usd_per_hour, s.available) for s in e.pools.values()] == before
