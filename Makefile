@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/engine_tick.py
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/restart.py
 	$(BIN)/python bench/fanout.py
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/soak.py
