@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,15 @@ def _playwright_or_skip() -> Any:
             pytest.fail(f"browser test must run under CI: {problem}")
         pytest.skip(f"browser test skipped: {problem}")
     return async_playwright
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", pytest.fail.Exception), ("", pytest.skip.Exception)])
+def test_without_a_browser_ci_fails_and_a_developer_skips(monkeypatch: pytest.MonkeyPatch, ci: str,
+                                                          outcome: type[BaseException]) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", Path("/nonexistent/chromium"))
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="/nonexistent/chromium is missing"):
+        _playwright_or_skip()
 
 
 @pytest.fixture(scope="module")
