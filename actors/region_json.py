@@ -53,7 +53,9 @@ def forecasts_json(engine: RegionEngine, horizons_s: Sequence[float], risk_horiz
         "risk": finite_or_none(risk[k]),
         "forecast_usd_per_hour": {f"{h:g}": finite_or_none(by_horizon[h][k]) for h in horizons_s},
     } for k, state in enumerate(states)]
-    return {"now_s": now if math.isfinite(now) else None, "risk_horizon_s": risk_horizon_s, "pools": pools}
+    # The horizon the risk model learned with (a PATCH of risk_horizon_s keeps the learned model).
+    learned_horizon_s = getattr(engine.risk_model, "horizon_s", None) or risk_horizon_s
+    return {"now_s": now if math.isfinite(now) else None, "risk_horizon_s": learned_horizon_s, "pools": pools}
 
 
 def model_metrics_json(engine: RegionEngine) -> dict[str, Any]:
