@@ -78,6 +78,8 @@ class RegionActor(Checkpointing, CloudView):
         self.unsaved = UnsavedTicks(config.unsaved_limit_events)  # ticks waiting for an unreachable store
         self.store_overflow = False  # the unsaved queue dropped events and has not been written out since
         self._unsaved_task: asyncio.Task[None] | None = None
+        self._record_lock = asyncio.Lock()
+        self._executing: set[str] = set()  # instances whose decision the executor is carrying out now
         self.last_tick_s = math.nan
         self.last_tick_latency_s = math.nan
         self._fleet_due_s: float | None = None  # the tick time of a fleet snapshot not yet saved
@@ -176,9 +178,16 @@ class RegionActor(Checkpointing, CloudView):
             t0 = time.perf_counter()
             decisions = self.engine.decide(now_s)
             sections["decide"] = time.perf_counter() - t0
-            changes = [d for d in decisions if d.action is not Action.KEEP]
-            for result in await self.executor.execute(changes):
-                if result.outcome is Outcome.APPLIED:
+            # An instance whose replacement is still being carried out (a launch waits until the new instance
+            # runs, minutes on a real cloud, while other ticks go on) is not carried out twice.
+            changes = [d for d in decisions if d.action is not Action.KEEP and d.instance_id not in self._executing]
+            self._executing.update(d.instance_id for d in changes)
+            try:
+                results = await self.executor.execute(changes)
+            finally:
+                self._executing.difference_update(d.instance_id for d in changes)
+            for result in results:
+                if result.outcome is Outcome.APPLIED and result.decision.instance_id in self.engine.instances:
                     self.engine.apply(result.decision, now_s)
                     if result.instance_id and result.instance_id != result.decision.instance_id:
                         self.engine.rename_instance(result.decision.instance_id, result.instance_id)
@@ -278,6 +287,13 @@ class RegionActor(Checkpointing, CloudView):
 
     async def _record(self, decisions: list[Decision],
                       topics: dict[str, list[dict[str, Any]]]) -> dict[str, list[Entry]]:
+        """:meth:`_record_now`, one at a time: calls overlap (a tick waiting on the executor while the next
+        arrives), and two records numbering at once would give out the same seqs."""
+        async with self._record_lock:
+            return await self._record_now(decisions, topics)
+
+    async def _record_now(self, decisions: list[Decision],
+                          topics: dict[str, list[dict[str, Any]]]) -> dict[str, list[Entry]]:
         """Number the tick's decisions and its events per topic, save them in one transaction, and return
         them by stream key as stream entries (seq, JSON text) for the stream host.
 

@@ -325,3 +325,37 @@ async def test_replay_ticks_older_than_the_actor_has_seen_are_skipped_and_counte
     assert actor.engine.last_observed_s == 180.0 and summary["interrupted"] == []
     with pytest.raises(ValueError, match="time order"):
         await actor.ingest_many([(300.0, [], []), (240.0, [], [])])
+
+
+class SlowCloud:
+    """Carries each placement change out after ``delay_s`` (a launch waiting for its instance to run)."""
+
+    mode = "execute"
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self.calls: list[str] = []
+
+    async def execute(self, decisions: list) -> list:  # type: ignore[type-arg]
+        from actors.executor import ExecutionResult, Outcome
+
+        self.calls += [d.instance_id for d in decisions]
+        await asyncio.sleep(self.delay_s)
+        return [ExecutionResult(d, Outcome.APPLIED) for d in decisions]
+
+
+async def test_overlapping_ticks_never_carry_one_instance_out_twice_nor_reuse_a_seq(tmp_path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'overlap.db'}"
+    await (await Store.open(url)).close()
+    hub, cloud = StreamHost(), SlowCloud(delay_s=0.3)
+    actor = await make_actor(database_url=url, hub=hub, executor=cloud)
+    await actor.set_fleet([Instance("i-1", POOLS[0])], now_s=0.0)
+    await actor.ingest([PricePoint(p, 0.9 + 0.1 * k, 0.0) for k, p in enumerate(POOLS)], [], 0.0)
+    interrupt = actor.ingest([], [AvailabilityPoint(POOLS[0], False, 60.0)], 60.0)  # waits on the slow launch
+    ticks = [actor.ingest([PricePoint(POOLS[1], 0.8 - 0.01 * k, 60.0 + k)], [], 60.0 + k) for k in range(1, 4)]
+    await asyncio.gather(interrupt, *ticks)
+    assert cloud.calls.count("i-1") == 1  # decided again meanwhile, carried out once
+    published = await heard(hub, stream_key("acct", "us-east-1"))
+    seqs = [e["seq"] for e in next(iter(published.values()))]
+    assert seqs == list(range(1, len(seqs) + 1))  # no seq given out twice
+    await actor.close()
