@@ -15,7 +15,8 @@ from api.limits import BodySizeLimit
 from api.runtime import Runtime
 from api.settings import Settings
 
-DASHBOARD_ASSETS = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
+DASHBOARD_ASSETS = {"app.js": "text/javascript; charset=utf-8", "sims.js": "text/javascript; charset=utf-8",
+                    "style.css": "text/css; charset=utf-8"}
 RuntimeFactory = Callable[[Settings], Awaitable[Runtime]]
 StartedHook = Callable[[Runtime], None]
 

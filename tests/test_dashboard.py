@@ -29,13 +29,18 @@ async def test_page_and_its_assets_are_served_with_their_content_types(tmp_path:
         assert page.status_code == 200
         assert page.headers["content-type"].startswith("text/html")
         local = re.findall(r'(?:src|href)="(/[^"]*)"', page.text)
-        assets = [ref for ref in local if ref.startswith("/dashboard/")]
-        assert sorted(assets) == sorted(f"/dashboard/{name}" for name in DASHBOARD_ASSETS)
-        for ref in assets:
+        assets = {ref for ref in local if ref.startswith("/dashboard/")}
+        for ref in sorted(assets):
             response = await client.get(ref)
             assert response.status_code == 200, ref
             assert response.headers["content-type"] == DASHBOARD_ASSETS[ref.rsplit("/", 1)[1]]
             assert response.content
+            assets |= set(re.findall(r'^import .* from "(/dashboard/[^"]+)";$', response.text, re.MULTILINE))
+        assert sorted(assets) == sorted(f"/dashboard/{name}" for name in DASHBOARD_ASSETS)
+        for ref in assets:  # including the modules that scripts import
+            response = await client.get(ref)
+            assert response.status_code == 200, ref
+            assert response.headers["content-type"] == DASHBOARD_ASSETS[ref.rsplit("/", 1)[1]]
         assert set(local) - set(assets) == {"/docs"}
         assert (await client.get("/docs")).status_code == 200
         missing = await client.get("/dashboard/..%2Fapp.py")
