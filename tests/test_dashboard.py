@@ -166,3 +166,27 @@ async def test_banner_link_shows_prices_fleet_decisions_and_resumes_after_a_drop
     with capsys.disabled():
         for shot in sorted(shots.iterdir()):
             print(f"\nscreenshot: {shot}")
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+async def test_a_pasted_key_signs_in_and_another_region_can_be_picked(server: LiveServer, browser: Any) -> None:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        key = await demo_key(http)
+    context = await browser.new_context(viewport={"width": 390, "height": 844})
+    page = await context.new_page()
+    errors = _watch_errors(page)
+    await page.goto(server.url + "/")
+    await page.fill("#key", "spk_not_a_key")
+    await page.click("#login button")
+    await page.wait_for_selector("#login-error:has-text('401')", timeout=SEEN_WITHIN_MS)
+    errors.clear()  # the browser logs the refused key's 401 as a console error
+    await page.fill("#key", key)
+    await page.click("#login button")
+    await page.wait_for_selector("#conn[data-state=live]", timeout=SEEN_WITHIN_MS)
+    await page.select_option("#region", "us-east-2")
+    await page.wait_for_selector("#charts figure[data-pool*='us-east-2'] svg path.spot", timeout=SEEN_WITHIN_MS)
+    await page.wait_for_selector("#conn[data-state=live]:has-text('us-east-2')", timeout=SEEN_WITHIN_MS)
+    assert await page.locator("#charts figure[data-pool*='us-east-1']").count() == 0
+    await context.close()
+    assert errors == [], errors
