@@ -151,7 +151,7 @@ async def test_banner_link_shows_prices_fleet_decisions_and_resumes_after_a_drop
 
     await page.set_viewport_size({"width": 390, "height": 844})
     await page.wait_for_timeout(600)
-    await page.screenshot(path=str(shots / "dashboard-phone-390x844.png"), full_page=False)
+    await page.screenshot(path=str(shots / "dashboard-phone-390x844.png"), full_page=True)
 
     await page.set_viewport_size({"width": 1366, "height": 768})
     await page.click("#nav-sims")
