@@ -222,9 +222,10 @@ function applyForecasts(f) {
   state.riskHorizonH = f.risk_horizon_s / 3600;
   for (const p of f.pools) {
     const entry = pool(p.pool);
-    entry.risk = p.risk; push(entry.risks, [f.now_s, p.risk]);
+    entry.risk = p.risk;
+    if (f.now_s != null) push(entry.risks, [f.now_s, p.risk]);  // null before the first tick
     const h = f.forecast_usd_per_hour || p.forecast_usd_per_hour || {};
-    entry.fc = h["3600"] != null ? {at: f.now_s + 3600, price: h["3600"]} : null;
+    entry.fc = h["3600"] != null && f.now_s != null ? {at: f.now_s + 3600, price: h["3600"]} : null;
   }
   scheduleRender();
 }
