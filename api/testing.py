@@ -10,8 +10,9 @@ import asyncio
 import threading
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import uvicorn
@@ -22,6 +23,7 @@ from api.serving import uvicorn_options
 from api.settings import Settings
 
 START_TIMEOUT_S = 120.0
+T = TypeVar("T")
 
 
 class LiveServer:
@@ -139,3 +141,14 @@ async def quiet_account(client: httpx.AsyncClient, key: str, prefix: str, region
         "aws": {"managed_tag": f"spot-optimizer:test={uuid.uuid4().hex}"}})
     response.raise_for_status()
     return account
+
+
+async def eventually(fetch: Callable[[], Awaitable[T]], done: Callable[[T], object], timeout_s: float = 60.0,
+                     every_s: float = 0.1) -> T:
+    """Fetch until ``done(value)`` or ``timeout_s`` passes; the last value either way (the caller asserts)."""
+    deadline = time.monotonic() + timeout_s
+    value = await fetch()
+    while not done(value) and time.monotonic() < deadline:
+        await asyncio.sleep(every_s)
+        value = await fetch()
+    return value

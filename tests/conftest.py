@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from aws_fakes import FakeAws
 
     from actors.store import Store
+    from api.testing import LiveServer
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -151,3 +152,16 @@ async def store(store_url: str) -> AsyncIterator[Store]:
         yield opened
     finally:
         await opened.close()
+
+
+@pytest.fixture
+async def tenant(server: LiveServer) -> AsyncIterator[tuple[str, str]]:
+    """A new tenant with one AWS account in us-east-1 whose feed finds nothing, on the module's ``server``
+    (the tests publish the account's events themselves): (key, account)."""
+    import httpx
+
+    from api.testing import new_tenant, quiet_account
+
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        _, key = await new_tenant(http)
+        yield key, await quiet_account(http, key, "t", "us-east-1")

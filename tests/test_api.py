@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from api.cli import app as cli_app
-from api.testing import ADMIN_KEY, LiveServer, bearer_headers, demo_key, new_tenant, settings_for_test
+from api.testing import ADMIN_KEY, LiveServer, bearer_headers, demo_key, eventually, new_tenant, settings_for_test
 
 pytestmark = pytest.mark.ray
 
@@ -35,15 +35,6 @@ async def client(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
 
 def base_of(server: LiveServer, region: str = "us-east-1") -> str:
     return f"/api/v1/accounts/{server.runtime.settings.account}/regions/{region}"
-
-
-async def eventually(fetch, done, timeout_s: float = 60.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    value = await fetch()
-    while not done(value) and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-        value = await fetch()
-    return value
 
 
 async def test_rest_routes_serve_prices_and_paginated_decisions(server: LiveServer, client: httpx.AsyncClient) -> None:

@@ -23,7 +23,7 @@ import pytest
 import websockets
 
 from api.app import create_app
-from api.testing import LiveServer, bearer_headers, new_tenant, settings_for_test
+from api.testing import LiveServer, bearer_headers, eventually, new_tenant, settings_for_test
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -97,12 +97,8 @@ def queue_is_empty(queue_url: str) -> bool:
     return all(v == "0" for v in attributes["Attributes"].values())
 
 
-async def eventually(fetch, done, timeout_s: float = 60.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    value = await fetch()
-    while not done(value) and time.monotonic() < deadline:
-        await asyncio.sleep(0.2)
-        value = await fetch()
+async def settled(fetch, done, timeout_s: float = 90.0):  # type: ignore[no-untyped-def]
+    value = await eventually(fetch, done, timeout_s, every_s=0.2)
     assert done(value), f"not within {timeout_s} s: {value!r}"
     return value
 
@@ -136,18 +132,18 @@ async def test_an_interruption_warning_is_decided_and_carried_out_in_execute_the
     async def fleet_ids() -> set[str]:
         return {i["instance_id"] for i in (await client.get(f"{base}/instances")).json()["instances"]}
 
-    assert await eventually(fleet_ids, lambda ids: ids == set(fleet), 90) == set(fleet)  # not the untagged one
+    assert await settled(fleet_ids, lambda ids: ids == set(fleet), 90) == set(fleet)  # not the untagged one
     assert outsider not in await fleet_ids()
 
     async def priced() -> set[str]:
         return {p["pool"] for p in (await client.get(f"{base}/prices")).json()["prices"]}
 
-    pools = await eventually(priced, lambda keys: {f"m5.large@{REGION}a", f"m5.large@{REGION}b"} <= keys, 90)
+    pools = await settled(priced, lambda keys: {f"m5.large@{REGION}a", f"m5.large@{REGION}b"} <= keys, 90)
     assert all(key.split("@")[1].startswith(REGION) for key in pools)
     async def feed_state() -> str:
         return str((await client.get(f"{base}/prices")).json()["feed"]["state"])
 
-    await eventually(feed_state, lambda state: state == "ok", 90)
+    await settled(feed_state, lambda state: state == "ok", 90)
 
     token = (await client.post("/api/v1/ws-tokens")).json()["token"]
     async with websockets.connect(f"{server.ws_url}?token={token}") as socket:
@@ -163,12 +159,12 @@ async def test_an_interruption_warning_is_decided_and_carried_out_in_execute_the
         new = [i for i, (state, tags) in states.items() if tags.get("spot-optimizer:replaces") == victim]
         return states[victim][0] == "terminated" and len(new) == 1 and states[new[0]][0] == "running"
 
-    await eventually(lambda: asyncio.to_thread(replaced), bool, 90)
+    await settled(lambda: asyncio.to_thread(replaced), bool, 90)
     states = instance_states()
     replacement = next(i for i, (_, tags) in states.items() if tags.get("spot-optimizer:replaces") == victim)
     assert states[replacement][1][TAG_KEY] == TAG_VALUE and states[replacement][1]["team"] == "ml"
-    await eventually(lambda: asyncio.to_thread(queue_is_empty, queue_url), bool, 90)
-    assert await eventually(fleet_ids, lambda ids: replacement in ids and victim not in ids, 90)
+    await settled(lambda: asyncio.to_thread(queue_is_empty, queue_url), bool, 90)
+    assert await settled(fleet_ids, lambda ids: replacement in ids and victim not in ids, 90)
     alerts = await asyncio.to_thread(server.call, server.runtime.store.events_after(name, REGION, "alerts", 0,
                                                                                     limit=100))
     steps = [json.loads(e.payload).get("step") for e in alerts]
@@ -184,7 +180,7 @@ async def test_an_interruption_warning_is_decided_and_carried_out_in_execute_the
         sqs().send_message(QueueUrl=queue_url, MessageBody=interruption_warning(second))
         decision = await next_decision_for(socket, second)
     assert decision["rule"] == "interrupted"
-    await eventually(lambda: asyncio.to_thread(queue_is_empty, queue_url), bool, 90)
+    await settled(lambda: asyncio.to_thread(queue_is_empty, queue_url), bool, 90)
     await asyncio.sleep(2.0)  # a wrongly executing actor would have launched by now
     assert instance_states() == before
     await client.delete(f"/api/v1/accounts/{name}")
@@ -200,16 +196,16 @@ async def test_throttled_prices_leave_the_data_stale_and_say_so_until_they_recov
     async def prices() -> dict[str, Any]:
         return dict((await client.get(f"{base}/prices")).json())
 
-    await eventually(prices, lambda body: body["prices"] and body["feed"]["state"] == "ok", 90)
+    await settled(prices, lambda body: body["prices"] and body["feed"]["state"] == "ok", 90)
     aws.proxy.fail("DescribeSpotPriceHistory", code="RequestLimitExceeded", status=503, times=1_000_000)
-    stale = await eventually(prices, lambda body: body["feed"]["state"] == "stale", 90)
+    stale = await settled(prices, lambda body: body["feed"]["state"] == "stale", 90)
     source = stale["feed"]["sources"]["prices"]
     assert "RequestLimitExceeded" in source["error"] and source["stale_since_s"] is not None
     assert stale["prices"], "the last prices are still served while the feed is stale"
     ready = (await client.get("/readyz")).json()
     assert ready["status"] == "not_ready" and any(name in key for key in ready["checks"]["cloud_feeds"]["stale"])
     aws.proxy.reset()
-    await eventually(prices, lambda body: body["feed"]["state"] == "ok", 60)
+    await settled(prices, lambda body: body["feed"]["state"] == "ok", 60)
     await client.delete(f"/api/v1/accounts/{name}")
 
 
@@ -223,12 +219,12 @@ async def test_refused_credentials_are_a_clear_status_on_the_account_not_a_crash
     async def account() -> dict[str, Any]:
         return dict((await client.get(f"/api/v1/accounts/{name}")).json())
 
-    body = await eventually(account, lambda a: a["status"].get(REGION, {}).get("state") == "error", 90)
+    body = await settled(account, lambda a: a["status"].get(REGION, {}).get("state") == "error", 90)
     detail = body["status"][REGION]["detail"]
     assert "AuthFailure" in detail and "credentials" in detail
     assert "testing" not in json.dumps(body)  # the secret key never shows
     aws.proxy.reset()
-    await eventually(account, lambda a: a["status"][REGION]["state"] in {"ok", "starting"}, 60)
+    await settled(account, lambda a: a["status"][REGION]["state"] in {"ok", "starting"}, 60)
     await client.delete(f"/api/v1/accounts/{name}")
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,7 +18,7 @@ from test_store_codec import T0_S, make_decision
 from actors.store import StreamEvent, decision_to_json
 from actors.stream import stream_key
 from api.app import create_app
-from api.testing import LiveServer, bearer_headers, new_tenant, quiet_account, settings_for_test
+from api.testing import LiveServer, bearer_headers, new_tenant, settings_for_test
 
 pytestmark = pytest.mark.ray
 REGION = "us-east-1"
@@ -29,15 +29,6 @@ def server(ray_session, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Li
     settings = settings_for_test(tmp_path_factory.mktemp("ws"), replay=False, ws_queue_size=64, ws_heartbeat_s=0.5)
     with LiveServer(create_app(settings)) as live:
         yield live
-
-
-@pytest.fixture
-async def tenant(server: LiveServer) -> AsyncIterator[tuple[str, str]]:
-    """A tenant with one account in us-east-1 whose feed finds nothing (the tests publish its decisions):
-    (key, account)."""
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-        _, key = await new_tenant(http)
-        yield key, await quiet_account(http, key, "ws", REGION)
 
 
 def publish(server: LiveServer, account: str, seqs: range) -> None:

@@ -11,10 +11,9 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 import websockets
 from test_ws import connect, decisions, next_message, publish
@@ -26,7 +25,7 @@ from websockets.uri import parse_uri
 from actors.stream import TOPICS, stream_key
 from api.app import create_app
 from api.fanout import CONTROL_BACKLOG, Client
-from api.testing import LiveServer, new_tenant, quiet_account, settings_for_test
+from api.testing import LiveServer, settings_for_test
 
 pytestmark = pytest.mark.ray
 REGION = "us-east-1"
@@ -42,15 +41,6 @@ def server(ray_session, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Li
                                  ws_messages_burst=30, ws_max_streams=3, ws_send_timeout_s=1.0)
     with LiveServer(create_app(settings), ws_max_size=SERVER_FRAME_LIMIT) as live:
         yield live
-
-
-@pytest.fixture
-async def tenant(server: LiveServer) -> AsyncIterator[tuple[str, str]]:
-    """A tenant with one account in us-east-1 whose feed finds nothing (the tests publish its events):
-    (key, account)."""
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-        _, key = await new_tenant(http)
-        yield key, await quiet_account(http, key, "hostile", REGION)
 
 
 async def read_until_closed(ws: Any) -> tuple[list[dict[str, Any]], websockets.ConnectionClosed]:
