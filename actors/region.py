@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import itertools
 import logging
 import math
@@ -333,7 +334,7 @@ class RegionActor(Checkpointing, CloudView):
         seq order) and make sure the queue is being written out."""
         if not self.unsaved:
             try:
-                await store.save_tick(self.config.account, self.config.region, tick.decisions, tick.events)
+                await self._save_tick(store, tick)
                 return
             except InvalidRecordError:
                 raise
@@ -355,13 +356,15 @@ class RegionActor(Checkpointing, CloudView):
         if self._unsaved_task is None or self._unsaved_task.done():
             self._unsaved_task = asyncio.create_task(self._write_unsaved(store))
 
+    async def _save_tick(self, store: Store, tick: PendingTick) -> None:
+        await store.save_tick(self.config.account, self.config.region, tick.decisions, tick.events)
+
     async def _write_unsaved(self, store: Store) -> None:
         """Write the queue out once the store answers, oldest first, backing off while it does not."""
         delay_s = UNSAVED_RETRY_MIN_S
         while self.unsaved:
             try:
-                written = await self.unsaved.flush(lambda tick: store.save_tick(
-                    self.config.account, self.config.region, tick.decisions, tick.events))
+                written = await self.unsaved.flush(functools.partial(self._save_tick, store))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -519,8 +522,7 @@ class RegionActor(Checkpointing, CloudView):
         if self.unsaved and self.store is not None:  # one last try; what still fails is logged as lost
             store = self.store
             try:
-                await asyncio.wait_for(self.unsaved.flush(lambda tick: store.save_tick(
-                    self.config.account, self.config.region, tick.decisions, tick.events)), CLOSE_FLUSH_S)
+                await asyncio.wait_for(self.unsaved.flush(functools.partial(self._save_tick, store)), CLOSE_FLUSH_S)
             except Exception:
                 log.error("closing account=%s region=%s with %d events never saved", self.config.account,
                           self.config.region, self.unsaved.events)

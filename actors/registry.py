@@ -194,28 +194,22 @@ class AccountRegistry:
                 self.feeds[feed.key] = feed
         self._start_consumer(account)
 
+    def _health(self, key: FeedKey, feed: Feed) -> FeedHealth:
+        """A feed's health with its account's interruption queue beside it."""
+        consumer = self.consumers.get(key.account)
+        health = feed.health()
+        return health if consumer is None else health.with_source("interruptions", consumer.health)
+
     def health(self, name: str) -> dict[str, Any]:
         """Per region of the account: its feed's state, why, and since when (see FeedHealth)."""
-        out: dict[str, Any] = {}
-        consumer = self.consumers.get(name)
-        for key, feed in sorted(self.feeds.items()):
-            if key.account != name:
-                continue
-            health = feed.health()
-            if consumer is not None:
-                health.sources["interruptions"] = consumer.health
-                health.refresh(None if health.state != "error" else health.detail)
-            out[key.region] = health.as_json()
-        return out
+        return {key.region: self._health(key, feed).as_json()
+                for key, feed in sorted(self.feeds.items()) if key.account == name}
 
     def stale(self) -> dict[str, FeedHealth]:
         """Every feed that is not ``ok`` or ``starting``, by ``provider/account/region`` (for /readyz)."""
-        out = {}
-        for key, feed in self.feeds.items():
-            health = feed.health()
-            if health.state not in ("ok", "starting"):
-                out[f"{key.provider}/{key.account}/{key.region}"] = health
-        return out
+        healths = {f"{key.provider}/{key.account}/{key.region}": self._health(key, feed)
+                   for key, feed in self.feeds.items()}
+        return {name: health for name, health in healths.items() if health.state not in ("ok", "starting")}
 
     async def close(self) -> None:
         for name in sorted({k.account for k in self.feeds} | set(self.consumers)):

@@ -36,7 +36,7 @@ from actors.aws.translate import DiscoveredInstance, tag_filter
 from actors.feeds.base import FeedHealth, FeedKey
 from actors.wire import pack_ticks
 from engine.catalog import Catalog, default_catalog
-from engine.types import Instance, Lifecycle, Pool, PricePoint
+from engine.types import Instance, Lifecycle, Pool, PricePoint, region_of_zone
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,6 @@ class AwsFeed:
     since_s: float | None = None  # the next poll's StartTime (None: look back)
     skipped_types: set[str] = field(default_factory=set)
     _health: FeedHealth = field(default_factory=FeedHealth)
-    _credentials_error: str | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _prices_due: asyncio.Event = field(default_factory=asyncio.Event)
     _rng: random.Random = field(default_factory=random.Random)
@@ -96,7 +95,6 @@ class AwsFeed:
         self._tasks = []
 
     def health(self) -> FeedHealth:
-        self._health.refresh(self._credentials_error)
         return self._health
 
     # -- one pass of each source ---------------------------------------------------------------------
@@ -105,7 +103,8 @@ class AwsFeed:
         assert self.gateway is not None and self.actor is not None
         region = self.key.region
         key, value = tag_filter(self.managed_tag)
-        found = [i for i in await self.gateway.managed_instances(key, value) if _in_region(i, region)]
+        tagged = await self.gateway.managed_instances(key, value)
+        found = [i for i in tagged if region_of_zone(i.availability_zone) == region]
         unknown = sorted({i.instance_type for i in found if i.instance_type not in self.catalog} - self.skipped_types)
         if unknown:
             described = await self.gateway.instance_types(unknown)
@@ -188,12 +187,12 @@ class AwsFeed:
             try:
                 await step()
                 source.ok(self.clock())
-                self._credentials_error = None
+                self._health.credentials_error = None
                 wait_s = period_s
             except asyncio.CancelledError:
                 raise
             except CredentialsError as exc:
-                self._credentials_error = f"{exc.operation}: {exc.code}: credentials refused"
+                self._health.credentials_error = f"{exc.operation}: {exc.code}: credentials refused"
                 source.failed(self.clock(), str(exc))
                 log.error("account=%s region=%s %s: %s", self.key.account, self.key.region, name, exc)
                 wait_s = period_s
@@ -211,10 +210,6 @@ class AwsFeed:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(due.wait(), timeout=wait_s)
-
-
-def _in_region(instance: DiscoveredInstance, region: str) -> bool:
-    return instance.availability_zone.startswith(region) and instance.availability_zone[len(region):].isalpha()
 
 
 def engine_instance(found: DiscoveredInstance) -> Instance:

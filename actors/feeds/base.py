@@ -52,33 +52,43 @@ class SourceHealth:
 
 @dataclass(slots=True)
 class FeedHealth:
-    """The health of a whole feed: ``state`` is ``starting`` until every source worked once, ``ok``,
-    ``stale`` (a source failing; the actor decides on the last data) or ``error`` (the account's
-    credentials are refused: nothing will work until an operator acts)."""
+    """The health of a whole feed, derived from its sources: ``state`` is ``starting`` until every source
+    worked once, ``ok``, ``stale`` (a source failing; the actor decides on the last data) or ``error`` (the
+    account's credentials are refused: nothing will work until an operator acts). A feed with no sources
+    (the replay) is ``ok``."""
 
-    state: str = "starting"
-    detail: str | None = None
     sources: dict[str, SourceHealth] = field(default_factory=dict)
+    credentials_error: str | None = None
 
     def source(self, name: str) -> SourceHealth:
         return self.sources.setdefault(name, SourceHealth())
 
-    def refresh(self, credentials_error: str | None = None) -> None:
-        """Derive ``state`` and ``detail`` from the sources."""
-        if credentials_error:
-            self.state, self.detail = "error", credentials_error
-            return
+    def with_source(self, name: str, source: SourceHealth) -> FeedHealth:
+        """This health with one more source (an account's queue beside a region's feed), unchanged itself."""
+        return FeedHealth({**self.sources, name: source}, self.credentials_error)
+
+    @property
+    def state(self) -> str:
+        return self._summary()[0]
+
+    @property
+    def detail(self) -> str | None:
+        return self._summary()[1]
+
+    def _summary(self) -> tuple[str, str | None]:
+        if self.credentials_error:
+            return "error", self.credentials_error
         failing = {name: s for name, s in self.sources.items() if s.error}
         if failing:
             name, worst = min(failing.items(), key=lambda item: item[1].stale_since_s or 0.0)
-            self.state, self.detail = "stale", f"{name}: {worst.error}"
-        elif self.sources and all(s.last_ok_s is not None for s in self.sources.values()):
-            self.state, self.detail = "ok", None
-        else:
-            self.state, self.detail = "starting", None
+            return "stale", f"{name}: {worst.error}"
+        if all(s.last_ok_s is not None for s in self.sources.values()):
+            return "ok", None
+        return "starting", None
 
     def as_json(self) -> dict[str, Any]:
-        return {"state": self.state, "detail": self.detail,
+        state, detail = self._summary()
+        return {"state": state, "detail": detail,
                 "sources": {name: s.as_json() for name, s in sorted(self.sources.items())}}
 
 

@@ -159,7 +159,7 @@ class ReplayAttachment:
     on_demand_price: Callable[[MarketTrace, int], float]
     fleet: list[Instance] = field(default_factory=list)
     fleet_at_s: float = 0.0
-    _health: FeedHealth = field(default_factory=lambda: FeedHealth("ok"))
+    _health: FeedHealth = field(default_factory=FeedHealth)
 
     async def start(self, actor: Any) -> None:
         region = self.key.region
