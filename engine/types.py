@@ -18,6 +18,8 @@ class Action(enum.StrEnum):
     REPLACE = "replace"
     FALLBACK_ON_DEMAND = "fallback_on_demand"
     RETURN_TO_SPOT = "return_to_spot"
+    HIBERNATE = "hibernate"  # outside the account's schedule: stop it (a spot instance: let it go)
+    WAKE = "wake"  # the schedule's window opened: start it again (a spot instance: relaunch it)
 
 
 class Lifecycle(enum.StrEnum):
@@ -41,6 +43,7 @@ class Rule(enum.StrEnum):
     RETURN = "return"  # spot beats on-demand again, for long enough
     WAITING = "waiting"  # spot beats on-demand, but not yet for long enough to return
     NO_CAPACITY = "no_capacity"  # nowhere to go: no compatible pool is available
+    SCHEDULE = "schedule"  # a hibernation schedule's window closed or opened
 
 
 @dataclass(frozen=True, slots=True, order=True)
