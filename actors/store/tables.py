@@ -143,3 +143,72 @@ DECISIONS: sa.Table = DecisionRow.__table__  # type: ignore[attr-defined]
 INSTANCES: sa.Table = InstanceRow.__table__  # type: ignore[attr-defined]
 STREAM_EVENTS: sa.Table = StreamEventRow.__table__  # type: ignore[attr-defined]
 CHECKPOINTS: sa.Table = CheckpointRow.__table__  # type: ignore[attr-defined]
+
+
+WEBHOOK_ID_MAX_LEN = 32
+URL_MAX_LEN = 2048
+SECRET_MAX_LEN = 128
+EVENT_NAME_MAX_LEN = 32
+STATUS_MAX_LEN = 16
+IDEMPOTENCY_KEY_MAX_LEN = 64
+
+
+class WebhookRow(SQLModel, table=True):
+    """One webhook of an account: where to POST which events, and the secret that signs them. Removing
+    one leaves a tombstone (``deleted_at_s``) so its deliveries stay explained."""
+
+    __tablename__ = "webhooks"
+    __table_args__ = (sa.Index("ix_webhooks_account", "account"),)
+
+    id: str = Field(sa_column=sa.Column(sa.String(WEBHOOK_ID_MAX_LEN), primary_key=True))
+    account: str = Field(sa_column=sa.Column(sa.String(ACCOUNT_MAX_LEN), sa.ForeignKey("accounts.name"),
+                                             nullable=False))
+    url: str = _text(URL_MAX_LEN)
+    events: list[str] = Field(sa_column=sa.Column(sa.JSON(), nullable=False))
+    secret: str = _text(SECRET_MAX_LEN)
+    created_at_s: float = _float()
+    deleted_at_s: float | None = Field(default=None, sa_column=sa.Column(sa.Float(), nullable=True))
+
+
+class WebhookDeliveryRow(SQLModel, table=True):
+    """One event owed to one webhook: the body sent on every attempt, its idempotency key (unique per
+    webhook, so matching an event twice owes it once), and where its delivery stands."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        sa.UniqueConstraint("webhook_id", "idempotency_key", name="uq_webhook_deliveries_key"),
+        sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at_s"),
+        sa.Index("ix_webhook_deliveries_webhook_id", "webhook_id", "id"),
+    )
+
+    id: int | None = _id_column()
+    webhook_id: str = Field(sa_column=sa.Column(sa.String(WEBHOOK_ID_MAX_LEN), sa.ForeignKey("webhooks.id"),
+                                                nullable=False))
+    event: str = _text(EVENT_NAME_MAX_LEN)
+    idempotency_key: str = _text(IDEMPOTENCY_KEY_MAX_LEN)
+    payload: str = _text()
+    status: str = _text(STATUS_MAX_LEN)
+    attempts: int = Field(sa_column=sa.Column(sa.Integer(), nullable=False))
+    created_at_s: float = _float()
+    next_attempt_at_s: float | None = Field(default=None, sa_column=sa.Column(sa.Float(), nullable=True))
+    last_attempt_at_s: float | None = Field(default=None, sa_column=sa.Column(sa.Float(), nullable=True))
+    last_status_code: int | None = Field(default=None, sa_column=sa.Column(sa.Integer(), nullable=True))
+    last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text(), nullable=True))
+    delivered_at_s: float | None = Field(default=None, sa_column=sa.Column(sa.Float(), nullable=True))
+
+
+class WebhookCursorRow(SQLModel, table=True):
+    """How far the webhook consumer has matched one stream's topic (the last seq it turned into
+    deliveries): a restarted consumer resumes here, so no event is matched twice or skipped."""
+
+    __tablename__ = "webhook_cursors"
+
+    account: str = Field(sa_column=sa.Column(sa.String(ACCOUNT_MAX_LEN), primary_key=True))
+    region: str = Field(sa_column=sa.Column(sa.String(REGION_MAX_LEN), primary_key=True))
+    topic: str = Field(sa_column=sa.Column(sa.String(TOPIC_MAX_LEN), primary_key=True))
+    seq: int = Field(sa_column=sa.Column(sa.BigInteger(), nullable=False))
+
+
+WEBHOOKS: sa.Table = WebhookRow.__table__  # type: ignore[attr-defined]
+WEBHOOK_DELIVERIES: sa.Table = WebhookDeliveryRow.__table__  # type: ignore[attr-defined]
+WEBHOOK_CURSORS: sa.Table = WebhookCursorRow.__table__  # type: ignore[attr-defined]
