@@ -7,7 +7,7 @@ transaction. Failures after validation are caught per tick, logged with account 
 the actor goes on. Its first call restores it from its newest checkpoint, which it takes off the tick every
 ``checkpoint_interval_s`` and on close (``actors/region_checkpoints.py``); ``reconfigure`` keeps what it
 learned. A real cloud's discovery and notices are ``actors/region_cloud.py``; what REST shows of it is
-``actors/region_json.py``; its configuration is ``actors/region_config.py``.
+``actors/views.py``; its configuration is ``actors/region_config.py``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from actors.region_config import (
     RegionConfig,
     compatible_types,
 )
-from actors.region_json import forecasts_json, instance_json, model_metrics_json, prices_json
+from actors.views import forecasts_json, instance_json, model_metrics_json, prices_json
 from actors.store import Store, StreamEvent
 from actors.store.codec import decision_to_json
 from actors.store.errors import InvalidRecordError

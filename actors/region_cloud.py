@@ -13,7 +13,7 @@ from typing import Any
 
 from actors.executor import ExecutionResult, Outcome
 from actors.region_config import RegionConfig
-from actors.region_json import instance_json
+from actors.views import instance_json
 from engine.region import RegionEngine
 from engine.types import Instance
 

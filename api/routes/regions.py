@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from actors.region_json import instance_json
+from actors.views import instance_json
 from actors.store import MAX_PAGE
 from api.deps import RegionDep, RuntimeDep
 from api.errors import InvalidInput
