@@ -212,3 +212,22 @@ class WebhookCursorRow(SQLModel, table=True):
 WEBHOOKS: sa.Table = WebhookRow.__table__  # type: ignore[attr-defined]
 WEBHOOK_DELIVERIES: sa.Table = WebhookDeliveryRow.__table__  # type: ignore[attr-defined]
 WEBHOOK_CURSORS: sa.Table = WebhookCursorRow.__table__  # type: ignore[attr-defined]
+
+
+SCHEDULE_MAX_LEN = 512
+
+
+class ScheduleRow(SQLModel, table=True):
+    """One hibernation schedule of an account, as the canonical text ``engine.schedule.Schedule`` parses;
+    ``position`` keeps the order the account gave them in (a PUT replaces them all)."""
+
+    __tablename__ = "schedules"
+
+    account: str = Field(sa_column=sa.Column(sa.String(ACCOUNT_MAX_LEN), sa.ForeignKey("accounts.name"),
+                                             primary_key=True))
+    position: int = Field(sa_column=sa.Column(sa.Integer(), primary_key=True, autoincrement=False))
+    spec: str = _text(SCHEDULE_MAX_LEN)
+    updated_at_s: float = _float()
+
+
+SCHEDULES: sa.Table = ScheduleRow.__table__  # type: ignore[attr-defined]
