@@ -27,6 +27,7 @@ class Lifecycle(enum.StrEnum):
 
     SPOT = "spot"
     ON_DEMAND = "on_demand"
+    STOPPED = "stopped"  # hibernated by a schedule: costs nothing, runs nowhere until it wakes
 
 
 class Rule(enum.StrEnum):

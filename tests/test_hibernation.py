@@ -3,11 +3,81 @@ backtest kernel and the replay demo following a schedule on the replayed clock."
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from actors.store import Store
 from actors.store.schedules import ScheduleStore
 from actors.store.tenancy import Account, Tenancy
+from engine.hibernation import Hibernation, hibernate_decision
+from engine.schedule import Schedule
+from engine.types import Action, Instance, Lifecycle, Pool, Rule
+
+POOL = Pool("p3.2xlarge", "us-east-1a")
+OFFICE = "Mon-Fri 09:00-17:00 UTC"
+
+
+def utc(text: str) -> float:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC).timestamp()
+
+
+def make_instance(instance_id: str = "i-1", lifecycle: Lifecycle = Lifecycle.SPOT, fleet: str = "default") -> Instance:
+    return Instance(instance_id, POOL, lifecycle, fleet=fleet)
+
+
+# -- the plan: who stops, who wakes, who is the policy's --------------------------------------------------------
+
+
+def test_outside_the_window_running_instances_hibernate_and_stopped_ones_stay_asleep() -> None:
+    hibernation = Hibernation.of([OFFICE])
+    running, stopped = make_instance("i-1"), make_instance("i-2", Lifecycle.STOPPED)
+    plan = hibernation.plan([running, stopped], utc("2026-06-06 12:00"))  # a Saturday
+    assert [i.instance_id for i, _ in plan.hibernate] == ["i-1"]
+    assert [i.instance_id for i, _ in plan.asleep] == ["i-2"]
+    assert plan.wake == () and plan.for_policy == ()
+
+
+def test_inside_the_window_stopped_instances_wake_through_the_policy() -> None:
+    hibernation = Hibernation.of([OFFICE])
+    running, stopped = make_instance("i-1"), make_instance("i-2", Lifecycle.STOPPED)
+    plan = hibernation.plan([running, stopped], utc("2026-06-08 09:00"))  # Monday 09:00
+    assert plan.hibernate == () and plan.asleep == ()
+    assert [i.instance_id for i in plan.for_policy] == ["i-1", "i-2"]
+    assert [i.instance_id for i, _ in plan.wake] == ["i-2"]
+
+
+def test_a_selector_governs_only_the_instances_with_its_tag() -> None:
+    hibernation = Hibernation.of([f"env=dev {OFFICE}"])
+    hibernation.set_tags({"i-dev": {"env": "dev"}, "i-prod": {"env": "prod"}})
+    plan = hibernation.plan([make_instance("i-dev"), make_instance("i-prod"), make_instance("i-batch", fleet="dev")],
+                            utc("2026-06-06 12:00"))
+    assert [i.instance_id for i, _ in plan.hibernate] == ["i-dev"]
+    assert [i.instance_id for i in plan.running] == ["i-prod", "i-batch"]
+    by_fleet = Hibernation.of([f"fleet=dev {OFFICE}"]).plan([make_instance("i-batch", fleet="dev")],
+                                                             utc("2026-06-06 12:00"))
+    assert [i.instance_id for i, _ in by_fleet.hibernate] == ["i-batch"]
+
+
+def test_a_stopped_instance_no_schedule_governs_any_more_wakes() -> None:
+    plan = Hibernation().plan([make_instance("i-2", Lifecycle.STOPPED)], utc("2026-06-06 12:00"))
+    assert [(i.instance_id, s) for i, s in plan.wake] == [("i-2", None)]
+
+
+def test_bad_schedules_are_refused_whole_naming_the_index() -> None:
+    hibernation = Hibernation.of([OFFICE])
+    with pytest.raises(ValueError, match=r"schedules\.1: window 1: unknown day 'Fry'"):
+        hibernation.set_schedules([OFFICE, "Mon-Fry 09:00-17:00 UTC"])
+    assert [str(s) for s in hibernation.schedules] == [OFFICE]
+
+
+def test_a_hibernate_decision_says_the_window_the_saving_and_when_it_wakes() -> None:
+    spot = hibernate_decision(make_instance(), Schedule.parse(OFFICE), 1.2345, utc("2026-06-05 17:00"), "risk_aware")
+    assert (spot.action, spot.rule, spot.from_lifecycle, spot.to_lifecycle) == (
+        Action.HIBERNATE, Rule.SCHEDULE, Lifecycle.SPOT, Lifecycle.STOPPED)
+    assert spot.reason.startswith(f"outside {OFFICE}: let the spot instance go")
+    assert "saves $1.2345/h; wakes Mon 2026-06-08 09:00 UTC" in spot.reason
+    assert spot.numbers["wakes_at_s"] == utc("2026-06-08 09:00")
 
 # -- the store ----------------------------------------------------------------------------------------------
 
