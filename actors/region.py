@@ -6,8 +6,9 @@ decide, carry the decisions out through the executor, publish them on the stream
 transaction. Failures after validation are caught per tick, logged with account and region, counted, and
 the actor goes on. Its first call restores it from its newest checkpoint, which it takes off the tick every
 ``checkpoint_interval_s`` and on close (``actors/region_checkpoints.py``); ``reconfigure`` keeps what it
-learned. A real cloud's discovery and notices are ``actors/region_cloud.py``; what REST shows of it is
-``actors/views.py``; its configuration is ``actors/region_config.py``.
+learned. What a tick leaves behind (numbering, store, stream host, fleet snapshot, retention) is
+``actors/region_recording.py``; a real cloud's discovery and notices are ``actors/region_cloud.py``; the
+JSON of its events and REST views is ``actors/views.py``; its configuration is ``actors/region_config.py``.
 """
 
 from __future__ import annotations
@@ -15,11 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import functools
 import itertools
 import logging
 import math
-import random
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -31,13 +30,12 @@ from actors.region_config import (
     RegionConfig,
     compatible_types,
 )
-from actors.views import forecasts_json, instance_json, model_metrics_json, prices_json
-from actors.store import Store, StreamEvent
-from actors.store.codec import decision_to_json
-from actors.store.errors import InvalidRecordError
-from actors.stream import Entry, encode, stream_key
-from actors.unsaved import PendingTick, UnsavedTicks
-from actors.wire import WireError, pack, unpack_ticks
+from actors.region_recording import Recording
+from actors.store import Store
+from actors.stream import Entry, stream_key
+from actors.unsaved import UnsavedTicks
+from actors.views import forecasts_json, model_metrics_json, prices_json, tick_events
+from actors.wire import WireError, unpack_ticks
 from engine.learning.price import PriceForecaster
 from engine.learning.risk import RiskModel
 from engine.policy import make_policy
@@ -46,13 +44,8 @@ from engine.types import Action, AvailabilityPoint, Decision, Instance, Pool, Pr
 
 log = logging.getLogger(__name__)
 
-FLEET_SAVE_INTERVAL_S = 5.0  # the stored fleet snapshot is for restarts; REST reads the live actor
-PRUNE_EVERY_S = 3600.0  # of tick time: how often an actor deletes its price events past retention
-UNSAVED_RETRY_MIN_S, UNSAVED_RETRY_MAX_S = 0.5, 10.0  # retrying the store while it is unreachable
-CLOSE_FLUSH_S = 5.0
 
-
-class RegionActor(Checkpointing, CloudView):
+class RegionActor(Checkpointing, CloudView, Recording):
     """Live prices, instance state and models of one (account, region)."""
 
     def __init__(self, config: RegionConfig, hub: Any = None, executor: Executor | None = None) -> None:
@@ -203,8 +196,10 @@ class RegionActor(Checkpointing, CloudView):
         t0 = time.perf_counter()
         batches: dict[str, list[Entry]] = {}
         try:
-            batches = await self._record(news, self._tick_topics(prices, availability, interrupted, applied,
-                                                                 failed, now_s))
+            pending, self._pending_alerts = self._pending_alerts, []
+            fleet = self.engine.fleet() if applied or interrupted else None
+            batches = await self._record(news, tick_events(prices, availability, interrupted, fleet, failed,
+                                                           pending, now_s))
         except Exception:
             self.stats["tick_errors"] += 1
             log.exception("recording the tick failed for account=%s region=%s", self.config.account,
@@ -215,14 +210,7 @@ class RegionActor(Checkpointing, CloudView):
         sections["hub"] = time.perf_counter() - t0
         self.published_at_pc = time.perf_counter()
         self._ticked.set()
-        if applied:
-            self._fleet_at_s = max(self._fleet_at_s, now_s)
-            self._fleet_due_s = now_s
-            if self._fleet_task is None or self._fleet_task.done():
-                self._fleet_task = asyncio.create_task(self._save_fleet_later())
-        if now_s - self._pruned_at_s >= PRUNE_EVERY_S and (self._prune_task is None or self._prune_task.done()):
-            self._pruned_at_s = now_s
-            self._prune_task = asyncio.create_task(self._prune(now_s - self.config.price_retention_s))
+        self._schedule_saves(applied, now_s)
         self.last_tick_s = now_s
         self.last_tick_latency_s = time.perf_counter() - started
         published = len(batches.get(stream_key(self.config.account, self.config.region), ()))
@@ -286,189 +274,6 @@ class RegionActor(Checkpointing, CloudView):
             self.last_rule[d.instance_id] = d.rule
         return news
 
-    async def _record(self, decisions: list[Decision],
-                      topics: dict[str, list[dict[str, Any]]]) -> dict[str, list[Entry]]:
-        """:meth:`_record_now`, one at a time: calls overlap (a tick waiting on the executor while the next
-        arrives), and two records numbering at once would give out the same seqs."""
-        async with self._record_lock:
-            return await self._record_now(decisions, topics)
-
-    async def _record_now(self, decisions: list[Decision],
-                          topics: dict[str, list[dict[str, Any]]]) -> dict[str, list[Entry]]:
-        """Number the tick's decisions and its events per topic, save them in one transaction, and return
-        them by stream key as stream entries (seq, JSON text) for the stream host.
-
-        When the store cannot be reached the tick is still numbered and streamed, and queued in order for
-        the store (:mod:`actors.unsaved`): a resume reads the store, then the stream host's tail. A tick
-        the store refuses as invalid is a bug, not an outage: it raises, and nothing advances.
-        Each event is encoded to JSON once, here, for both the store and the stream host.
-        """
-        account, region = self.config.account, self.config.region
-        store = await self._open_store()  # first: opening it reads where each topic's numbering stands
-        numbered = [(self.seq + k + 1, d) for k, d in enumerate(decisions)]
-        batches: dict[str, list[Entry]] = {}
-        if numbered:
-            batches[stream_key(account, region)] = [
-                (seq, encode(decision_to_json(account, region, seq, d))) for seq, d in numbered]
-        next_seq = dict(self.topic_seq)
-        stored: list[StreamEvent] = []
-        for topic, payloads in topics.items():
-            batch: list[Entry] = []
-            for payload in payloads:
-                next_seq[topic] = seq = next_seq.get(topic, 0) + 1
-                text = encode({**payload, "seq": seq})
-                batch.append((seq, text))
-                stored.append(StreamEvent(topic, seq, float(payload["at_s"]), text))
-            if batch:
-                batches[stream_key(account, region, topic)] = batch
-        if store is not None and (numbered or stored):
-            await self._save_or_queue(store, PendingTick(numbered, stored))
-        if numbered:
-            self.seq = numbered[-1][0]
-        self.topic_seq = next_seq
-        self.stats["decisions"] += len(numbered)
-        return batches
-
-    async def _save_or_queue(self, store: Store, tick: PendingTick) -> None:
-        """Save the tick, or queue it behind the ticks already waiting (each stream reaches the store in
-        seq order) and make sure the queue is being written out."""
-        if not self.unsaved:
-            try:
-                await self._save_tick(store, tick)
-                return
-            except InvalidRecordError:
-                raise
-            except Exception as exc:
-                self.stats["store_failures"] += 1
-                log.warning("the store is unreachable for account=%s region=%s (%s); deciding and streaming "
-                            "on, queueing ticks for it", self.config.account, self.config.region,
-                            type(exc).__name__)
-        dropped = self.unsaved.add(tick)
-        if dropped:
-            self.store_overflow = True
-            self.stats["dropped_events"] += dropped
-            log.error("unsaved buffer full for account=%s region=%s: %d oldest events dropped (%d in all); raise "
-                      "SPOT_UNSAVED_LIMIT or restore the store", self.config.account, self.config.region, dropped,
-                      self.unsaved.dropped_events)
-            self._pending_alerts.append({"kind": "store_overflow", "instance_ids": [], "dropped": dropped,
-                                         "detail": f"{dropped} events dropped: the store has been unreachable "
-                                                   f"for longer than {self.unsaved.limit_events} events"})
-        if self._unsaved_task is None or self._unsaved_task.done():
-            self._unsaved_task = asyncio.create_task(self._write_unsaved(store))
-
-    async def _save_tick(self, store: Store, tick: PendingTick) -> None:
-        await store.save_tick(self.config.account, self.config.region, tick.decisions, tick.events)
-
-    async def _write_unsaved(self, store: Store) -> None:
-        """Write the queue out once the store answers, oldest first, backing off while it does not."""
-        delay_s = UNSAVED_RETRY_MIN_S
-        while self.unsaved:
-            try:
-                written = await self.unsaved.flush(functools.partial(self._save_tick, store))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.debug("store still unreachable for account=%s region=%s: %s", self.config.account,
-                          self.config.region, exc)
-                await asyncio.sleep(delay_s * random.uniform(0.5, 1.0))
-                delay_s = min(UNSAVED_RETRY_MAX_S, delay_s * 2)
-                continue
-            log.warning("the store is back for account=%s region=%s: %d queued events written",
-                        self.config.account, self.config.region, written)
-        self.store_overflow = False
-
-    async def _save_fleet_later(self) -> None:
-        """Write the fleet snapshot off the tick, at most once per FLEET_SAVE_INTERVAL_S: a snapshot is
-        idempotent (the newest wins), so moves in between are coalesced into one transaction instead of
-        one per tick contending for the store with every other actor's decisions."""
-        wait_s = self._fleet_saved_at + FLEET_SAVE_INTERVAL_S - time.monotonic()
-        if wait_s > 0:
-            await asyncio.sleep(wait_s)
-        await self.flush()
-
-    async def flush(self) -> None:
-        """Write the pending fleet snapshot now (``close`` does; tests do before reading the store)."""
-        now_s, self._fleet_due_s = self._fleet_due_s, None
-        if now_s is None:
-            return
-        self._fleet_saved_at = time.monotonic()
-        try:
-            await self._persist_fleet(now_s)
-        except asyncio.CancelledError:
-            if self._fleet_due_s is None:  # cut off mid-write: ``close`` writes it again
-                self._fleet_due_s = now_s
-            raise
-
-    async def _persist_fleet(self, now_s: float) -> None:
-        """The fleet snapshot after a move (idempotent: the next one overwrites it, so a failure is logged,
-        counted and healed by the next move or ``set_fleet``)."""
-        store = self.store
-        if store is None:
-            return
-        try:
-            await store.save_fleet(self.config.account, self.config.region, self.engine.fleet(), now_s)
-        except Exception:
-            self.stats["tick_errors"] += 1
-            log.exception("saving the fleet failed for account=%s region=%s", self.config.account,
-                          self.config.region)
-
-    async def _prune(self, before_s: float) -> None:
-        """Retention, off the tick: delete this actor's price events older than ``before_s`` (its own
-        tick time, which for a replay is the recording's). Decisions, instances and alerts are kept."""
-        store = self.store
-        if store is None:
-            return
-        try:
-            await store.prune_events(before_s, ("prices",), account=self.config.account, region=self.config.region)
-        except Exception as exc:  # retried at the next pass; an unreachable store is reported by the ticks
-            log.warning("pruning price events failed for account=%s region=%s: %s", self.config.account,
-                        self.config.region, exc)
-
-    async def _send(self, batches: dict[str, list[Entry]]) -> None:
-        """The tick's numbered events of every topic to the stream host in one call: each Ray round trip
-        to the host costs a millisecond or more on a busy machine."""
-        if not batches or (hub := self.stream_host()) is None:
-            return
-        try:
-            remote = getattr(hub.publish_packed, "remote", None)
-            if remote is not None:  # a Ray handle: one bytes value, see actors/wire.py
-                await remote(pack(batches))
-            else:
-                await hub.publish_entries(batches)
-        except Exception:
-            self.stats["tick_errors"] += 1
-            log.exception("publishing the tick failed for account=%s region=%s", self.config.account,
-                          self.config.region)
-            return
-        self.stats["published"] += len(batches.get(stream_key(self.config.account, self.config.region), ()))
-
-    def _tick_topics(self, prices: Sequence[PricePoint], availability: Sequence[AvailabilityPoint],
-                     interrupted: Sequence[str], fleet_changed: bool, failed: bool,
-                     now_s: float) -> dict[str, list[dict[str, Any]]]:
-        """The events of one tick besides decisions (unnumbered), by topic: prices, instances, alerts."""
-        topics: dict[str, list[dict[str, Any]]] = {}
-        if prices or availability:
-            topics["prices"] = [{
-                "at_s": now_s,
-                "prices": [{"pool": p.pool.key, "price_usd_per_hour": p.price_usd_per_hour} for p in prices],
-                "availability": [{"pool": a.pool.key, "available": a.available} for a in availability],
-            }]
-        if fleet_changed or interrupted:
-            topics["instances"] = [{"at_s": now_s, "instances": [instance_json(i) for i in self.engine.fleet()]}]
-        alerts = []
-        if interrupted:
-            alerts.append({"at_s": now_s, "kind": "interruption", "instance_ids": list(interrupted),
-                           "detail": f"{len(interrupted)} spot instance(s) interrupted"})
-        if failed:
-            alerts.append({"at_s": now_s, "kind": "tick_error", "instance_ids": [],
-                           "detail": "a tick failed after validation; see the actor's log"})
-        if self._pending_alerts:
-            alerts += [{"at_s": now_s, **alert} for alert in self._pending_alerts]
-            self._pending_alerts = []
-        if alerts:
-            topics["alerts"] = alerts
-        return topics
-
     async def latest_prices(self) -> list[dict[str, Any]]:
         """The latest price and availability of every pool, with the model's risk."""
         await self._open_store()
@@ -515,17 +320,7 @@ class RegionActor(Checkpointing, CloudView):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._fleet_task = self._prune_task = self._checkpoint_task = None
-        if self._unsaved_task is not None and not self._unsaved_task.done():
-            self._unsaved_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._unsaved_task
-        if self.unsaved and self.store is not None:  # one last try; what still fails is logged as lost
-            store = self.store
-            try:
-                await asyncio.wait_for(self.unsaved.flush(functools.partial(self._save_tick, store)), CLOSE_FLUSH_S)
-            except Exception:
-                log.error("closing account=%s region=%s with %d events never saved", self.config.account,
-                          self.config.region, self.unsaved.events)
+        await self._write_unsaved_on_close()
         await self.flush()
         if self._opened and self.store is not None:  # never before a restore: it would shadow a good one
             await self._checkpoint_quietly()

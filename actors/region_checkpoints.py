@@ -20,6 +20,7 @@ from actors.checkpoint import CHECKPOINT_VERSION, ActorState, checked_state, enc
 from actors.region_config import RegionConfig, compatible_types
 from actors.store import CheckpointRecord, Store
 from actors.store.checkpoints import sha256_hex
+from actors.views import alert, alert_event
 from engine.policy import PolicyParams, make_policy
 from engine.region import RegionEngine
 from engine.types import Rule
@@ -114,10 +115,10 @@ class Checkpointing:
     async def _report_skipped(self, skipped: list[tuple[CheckpointRecord, str]]) -> None:
         """One ``checkpoint_skipped`` alert per checkpoint that did not load."""
         now_s = self.engine.last_observed_s
-        alerts = {"alerts": [{
-            "at_s": now_s if math.isfinite(now_s) else (r.tick_s if r.tick_s is not None else r.created_at_s),
-            "kind": "checkpoint_skipped", "instance_ids": [], "checkpoint_id": r.id,
-            "detail": f"checkpoint {r.id} did not load ({reason}); an older one was used"} for r, reason in skipped]}
+        alerts = {"alerts": [alert_event(
+            now_s if math.isfinite(now_s) else (r.tick_s if r.tick_s is not None else r.created_at_s),
+            alert("checkpoint_skipped", [], f"checkpoint {r.id} did not load ({reason}); an older one was used",
+                  checkpoint_id=r.id)) for r, reason in skipped]}
         try:
             await self._send(await self._record([], alerts))
         except Exception:

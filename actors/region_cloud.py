@@ -13,7 +13,7 @@ from typing import Any
 
 from actors.executor import ExecutionResult, Outcome
 from actors.region_config import RegionConfig
-from actors.views import instance_json
+from actors.views import alert, alert_event, execution_failed_alert, instances_event
 from engine.region import RegionEngine
 from engine.types import Instance
 
@@ -39,8 +39,7 @@ class CloudView:
                 self.engine.notice_unavailable(pool, now_s, self.config.notice_hold_s)
         self._pending_alerts += [dict(step) for step in result.steps]
         if result.outcome is Outcome.FAILED and not result.steps:
-            self._pending_alerts.append({"kind": "execution", "step": "failed",
-                                         "instance_ids": [result.decision.instance_id], "detail": result.detail})
+            self._pending_alerts.append(execution_failed_alert(result.decision.instance_id, result.detail))
 
     # -- a cloud's view: discovery and notices ---------------------------------------------------------
     async def sync_fleet(self, instances: Sequence[Instance], specs: Sequence[Any], now_s: float) -> dict[str, Any]:
@@ -52,8 +51,8 @@ class CloudView:
         self.launch_specs.update({spec.instance_id: spec for spec in specs})
         if joined or left:
             detail = f"{len(joined)} instance(s) joined, {len(left)} left"
-            await self._publish_events(now_s, [{"kind": "fleet_changed", "instance_ids": joined + left,
-                                                "joined": joined, "left": left, "detail": detail}])
+            await self._publish_events(now_s, [alert("fleet_changed", joined + left, detail, joined=joined,
+                                                     left=left)])
             await self._persist_fleet(now_s)
         return {"joined": joined, "left": left, "instances": len(self.engine.instances)}
 
@@ -66,23 +65,22 @@ class CloudView:
         if tracked is None:
             return {"known": False, "decisions": []}
         pool = tracked.instance.pool
-        alert = {"kind": kind, "instance_ids": [instance_id], "pool": pool.key}
         if kind == "state_change":
             if state not in GONE_STATES:
                 return {"known": True, "decisions": []}
             self.engine.remove_instance(instance_id)
             self.launch_specs.pop(instance_id, None)
-            await self._publish_events(now_s, [{**alert, "state": state,
-                                                "detail": f"{instance_id} is {state}: it left the fleet"}])
+            gone = f"{instance_id} is {state}: it left the fleet"
+            await self._publish_events(now_s, [alert(kind, [instance_id], gone, pool=pool.key, state=state)])
             await self._persist_fleet(now_s)
             return {"known": True, "decisions": []}
         if kind == "spot_interruption":
             self.engine.report_interruption([instance_id], now_s, self.config.notice_hold_s)
-            alert["detail"] = f"spot interruption warning for {instance_id} in {pool.key}"
+            detail = f"spot interruption warning for {instance_id} in {pool.key}"
         else:
             self.engine.notice_unavailable(pool, now_s, self.config.notice_hold_s)
-            alert["detail"] = f"rebalance recommendation for {instance_id} in {pool.key}"
-        self._pending_alerts.append(alert)
+            detail = f"rebalance recommendation for {instance_id} in {pool.key}"
+        self._pending_alerts.append(alert(kind, [instance_id], detail, pool=pool.key))
         before = self.seq
         summary = await self.ingest([], [], now_s)
         summary["known"] = True
@@ -91,8 +89,8 @@ class CloudView:
 
     async def _publish_events(self, now_s: float, alerts: list[dict[str, Any]]) -> None:
         """Store and stream an ``instances`` event with the fleet and the given alerts, outside a tick."""
-        topics = {"instances": [{"at_s": now_s, "instances": [instance_json(i) for i in self.engine.fleet()]}],
-                  "alerts": [{"at_s": now_s, **a} for a in alerts]}
+        topics = {"instances": [instances_event(self.engine.fleet(), now_s)],
+                  "alerts": [alert_event(now_s, a) for a in alerts]}
         try:
             await self._send(await self._record([], topics))
         except Exception:

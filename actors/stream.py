@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from actors.topics import TOPICS
 from actors.wire import pack, unpack
 
 DEFAULT_CAPACITY = 10_000
@@ -158,9 +159,6 @@ class StreamHost:
     async def streams(self) -> dict[str, int]:
         """Every stream and its last seq."""
         return {key: s.last_seq for key, s in self._streams.items()}
-
-
-TOPICS: tuple[str, ...] = ("decisions", "prices", "instances", "alerts")
 
 
 def stream_key(account: str, region: str, topic: str = "decisions") -> str:

@@ -1,14 +1,17 @@
-"""What a region actor shows: its pools' prices, risk and forecasts, its models' metrics and its instances,
-as the JSON that REST and the ``instances`` topic carry. Pure functions of the engine."""
+"""The JSON clients see of a region: every event a region actor streams and stores (a tick's ``prices``,
+``instances`` and ``alerts``; decisions are ``decision_json``), the REST views of its pools, forecasts,
+models and instances, and the WebSocket message that carries an event. Pure functions of engine values;
+the topics themselves are listed in ``actors/topics.py``."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from actors.topics import MESSAGE_TYPES
 from engine.region import PoolState, RegionEngine
-from engine.types import Instance
+from engine.types import AvailabilityPoint, Instance, PricePoint
 
 
 def priced_pools_with_risk(engine: RegionEngine) -> tuple[list[PoolState], list[str], list[float], bool]:
@@ -81,3 +84,73 @@ def instance_json(instance: Instance) -> dict[str, Any]:
     """The JSON of an instance, as REST and the ``instances`` topic show it."""
     return {"instance_id": instance.instance_id, "pool": instance.pool.key, "lifecycle": instance.lifecycle.value,
             "fleet": instance.fleet, "launched_at_s": instance.launched_at_s, "interrupted": instance.interrupted}
+
+
+# --- events of a tick, besides decisions: the payloads of the prices, instances and alerts topics ---------
+
+
+def prices_event(prices: Sequence[PricePoint], availability: Sequence[AvailabilityPoint],
+                 now_s: float) -> dict[str, Any]:
+    """A tick's observations, as the ``prices`` topic carries them."""
+    return {
+        "at_s": now_s,
+        "prices": [{"pool": p.pool.key, "price_usd_per_hour": p.price_usd_per_hour} for p in prices],
+        "availability": [{"pool": a.pool.key, "available": a.available} for a in availability],
+    }
+
+
+def instances_event(fleet: Sequence[Instance], now_s: float) -> dict[str, Any]:
+    """The whole fleet, as the ``instances`` topic carries it after a change."""
+    return {"at_s": now_s, "instances": [instance_json(i) for i in fleet]}
+
+
+def alert(kind: str, instance_ids: Sequence[str], detail: str, **extra: Any) -> dict[str, Any]:
+    """An ``alerts`` event's body (:func:`alert_event` adds its time): what happened, to which instances,
+    what else it knows, and a sentence for people.
+
+    >>> alert("interruption", ["i-1"], "1 spot instance(s) interrupted")
+    {'kind': 'interruption', 'instance_ids': ['i-1'], 'detail': '1 spot instance(s) interrupted'}
+    """
+    return {"kind": kind, "instance_ids": list(instance_ids), **extra, "detail": detail}
+
+
+def execution_failed_alert(instance_id: str, detail: str) -> dict[str, Any]:
+    """An execution that failed without reporting a step (a cloud's executor reports its own steps)."""
+    return {"kind": "execution", "step": "failed", "instance_ids": [instance_id], "detail": detail}
+
+
+def alert_event(at_s: float, body: Mapping[str, Any]) -> dict[str, Any]:
+    """An alert's body at the tick time it belongs to."""
+    return {"at_s": at_s, **body}
+
+
+def tick_events(prices: Sequence[PricePoint], availability: Sequence[AvailabilityPoint],
+                interrupted: Sequence[str], fleet: Sequence[Instance] | None, failed: bool,
+                pending_alerts: Sequence[Mapping[str, Any]], now_s: float) -> dict[str, list[dict[str, Any]]]:
+    """The events of one tick besides decisions (unnumbered), by topic: prices, instances (``fleet`` when
+    it changed or lost instances, else None), alerts (interruptions, a failed tick, then ``pending_alerts``)."""
+    topics: dict[str, list[dict[str, Any]]] = {}
+    if prices or availability:
+        topics["prices"] = [prices_event(prices, availability, now_s)]
+    if fleet is not None:
+        topics["instances"] = [instances_event(fleet, now_s)]
+    alerts = []
+    if interrupted:
+        alerts.append(alert_event(now_s, alert("interruption", interrupted,
+                                               f"{len(interrupted)} spot instance(s) interrupted")))
+    if failed:
+        alerts.append(alert_event(now_s, alert("tick_error", [],
+                                               "a tick failed after validation; see the actor's log")))
+    alerts += [alert_event(now_s, body) for body in pending_alerts]
+    if alerts:
+        topics["alerts"] = alerts
+    return topics
+
+
+# --- the WebSocket message of an event ----------------------------------------------------------------
+
+
+def ws_message(stream: str, topic: str, seq: int, payload: str) -> str:
+    """The WebSocket message of an event whose ``payload`` is already its JSON text (as the stream host and
+    the store keep it): built once per event and shared by every client. Stream keys need no escaping."""
+    return f'{{"type":"{MESSAGE_TYPES[topic]}","stream":"{stream}","seq":{int(seq)},"data":{payload}}}'

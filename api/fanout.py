@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.stream import Entry, parse_stream_key
+from actors.views import ws_message
 from actors.wire import unpack
 
 log = logging.getLogger(__name__)
@@ -36,14 +37,7 @@ log = logging.getLogger(__name__)
 LISTEN_TIMEOUT_S = 10.0
 CONTROL_BACKLOG = 500  # unsent acks, errors and heartbeats a client may have queued before a resync
 RESYNC, CLOSE = -1, -2  # outbox markers (seq) the sender turns into resync-and-close, and a close
-MESSAGE_TYPES = {"decisions": "decision", "prices": "price", "instances": "instances", "alerts": "alert"}
 GapFiller = Callable[[str, int, int], Awaitable[list[Entry]]]  # (stream, after, before) -> stored entries
-
-
-def encode_stored(stream: str, topic: str, seq: int, payload: str) -> str:
-    """The wire message of an event whose ``payload`` is already its JSON text (as the stream host and the
-    store keep it): built once per event and shared by every client. Stream keys need no escaping."""
-    return f'{{"type":"{MESSAGE_TYPES[topic]}","stream":"{stream}","seq":{int(seq)},"data":{payload}}}'
 
 
 @dataclass(slots=True)
@@ -288,7 +282,7 @@ class Fanout:
             if seq <= listener.position:
                 continue
             listener.position = seq
-            text = encode_stored(listener.stream, listener.topic, seq, payload)
+            text = ws_message(listener.stream, listener.topic, seq, payload)
             for client in list(members):
                 client.deliver(listener.stream, seq, text)
             self.dispatched += 1

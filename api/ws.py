@@ -37,11 +37,13 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from actors.store import MAX_REPLAY
 from actors.store.tenancy import Account
-from actors.stream import TOPICS, parse_stream_key, stream_key
+from actors.stream import parse_stream_key, stream_key
+from actors.topics import TOPICS
+from actors.views import ws_message
 from actors.wire import unpack
 from api.auth import TokenBucket, bearer, verify_token
 from api.deps import resolve_key
-from api.fanout import CLOSE, RESYNC, Client, encode_stored, finish_write
+from api.fanout import CLOSE, RESYNC, Client, finish_write
 from api.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -285,7 +287,7 @@ async def _replay_unsaved_tail(name: str, topic: str, client: Client, runtime: R
         client.control({"type": "gap", "stream": name, "detail": f"events {state.last_seq + 1}-{tail[0][0] - 1} "
                         "were neither stored nor still held by the stream host"})
     for seq, payload in tail:
-        client.offer(name, seq, encode_stored(name, topic, seq, payload))
+        client.offer(name, seq, ws_message(name, topic, seq, payload))
         state.last_seq = seq
     return len(tail)
 
@@ -307,7 +309,7 @@ async def _resume(name: str, after: int, client: Client, runtime: Runtime) -> No
             log.warning("resume of %s could not read the store (%s); replaying the stream host's tail", name, exc)
             break
         for seq, payload in stored:
-            client.offer(name, seq, encode_stored(name, topic, seq, payload))
+            client.offer(name, seq, ws_message(name, topic, seq, payload))
             state.last_seq = seq
             replayed += 1
         if len(stored) < chunk:

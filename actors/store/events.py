@@ -16,9 +16,8 @@ from typing import Any
 
 from actors.store.codec import _epoch, _seq
 from actors.store.errors import InvalidRecordError
+from actors.topics import DECISIONS_TOPIC, EVENT_TOPICS
 
-DECISIONS_TOPIC = "decisions"  # stored in its own table, numbered by the same actor
-EVENT_TOPICS = ("prices", "instances", "alerts")
 _EVENT_TOPICS = frozenset(EVENT_TOPICS)
 
 

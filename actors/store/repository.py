@@ -25,9 +25,10 @@ from actors.store.checkpoints import KEEP_CHECKPOINTS, CheckpointRecord, checkpo
 from actors.store.codec import DecisionRecord
 from actors.store.db import BEGIN_MODE_OPTION
 from actors.store.errors import DatabaseUnavailableError, InvalidRecordError
-from actors.store.events import DECISIONS_TOPIC, EVENT_TOPICS, StreamEvent, check_topic, event_from_row, event_to_row
+from actors.store.events import StreamEvent, check_topic, event_from_row, event_to_row
 from actors.store.migrate import current_revision, head_revision, upgrade
 from actors.store.tables import ACCOUNT_MAX_LEN, CHECKPOINTS, DECISIONS, INSTANCES, REGION_MAX_LEN, STREAM_EVENTS
+from actors.topics import DECISIONS_TOPIC, EVENT_TOPICS
 from engine.types import Action, Decision, Instance
 
 MAX_PAGE = 1000  # list_decisions: a page for a person or a dashboard

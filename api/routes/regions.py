@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from actors.views import instance_json
 from actors.store import MAX_PAGE
+from actors.views import instance_json
 from api.deps import RegionDep, RuntimeDep
 from api.errors import InvalidInput
 from api.schemas import ERRORS
