@@ -4,26 +4,28 @@ It holds the latest price and availability of every pool, the fleet's instances,
 the policy's memory. ``observe`` takes a whole batch (validated first, applied only if all of it is
 valid, so a bad batch changes nothing), ``decide(now_s)`` returns one explained Decision per instance,
 ``apply`` records that a decision was carried out. ``snapshot``/``restore`` checkpoint everything.
-No clock, no I/O: time comes in as ``now_s``.
+No clock, no I/O: time comes in as ``now_s``. The fleet's bookkeeping (placements, dwell clock, return-to-spot
+memory, the budget window) is a :class:`~engine.fleet_state.FleetState`, the same object the fleet simulator
+keeps, so a backtest follows the rules this engine does.
 """
 
 from __future__ import annotations
 
 import math
 import pickle
-from collections import deque
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol
 
 import numpy as np
 
+from engine.fleet_state import FleetState
 from engine.policy import Policy, PolicyParams, make_policy
 from engine.policy.base import FleetView, MarketView
 from engine.policy.explain import explain
 from engine.types import Action, AvailabilityPoint, Decision, Instance, Lifecycle, Pool, PricePoint
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2  # 2: the fleet as a FleetState
 
 
 class BatchRejected(ValueError):
@@ -88,11 +90,38 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float | np.number) and not isinstance(value, bool | np.bool_)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class InstanceState:
+    """One instance as the engine holds it now (a copy: changing it changes nothing)."""
+
     instance: Instance
     last_move_s: float
     spot_better_since_s: float = math.nan
+
+
+class FleetInstances(Mapping[str, InstanceState]):
+    """The engine's instances by id, read from its FleetState when asked (a live view, read-only)."""
+
+    __slots__ = ("_engine",)
+
+    def __init__(self, engine: RegionEngine) -> None:
+        self._engine = engine
+
+    def __getitem__(self, instance_id: str) -> InstanceState:
+        engine = self._engine
+        row = engine._rows[instance_id]
+        state = engine.fleet_state
+        return InstanceState(engine._instance(row), float(state.last_move_s[row]),
+                             float(state.spot_better_since_s[row]))
+
+    def __contains__(self, instance_id: object) -> bool:
+        return instance_id in self._engine._rows
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._engine.instance_ids))
+
+    def __len__(self) -> int:
+        return len(self._engine.instance_ids)
 
 
 @dataclass(slots=True)
@@ -106,11 +135,19 @@ class RegionEngine:
     compatible_types: Callable[[str], Collection[str]] = field(default=lambda t: (t,))
     capacity_window_s: float = 6 * 3600.0
     pools: dict[Pool, PoolState] = field(default_factory=dict)
-    instances: dict[str, InstanceState] = field(default_factory=dict)
-    replacements: dict[str, deque[float]] = field(default_factory=dict)  # fleet -> voluntary move times
+    fleet_state: FleetState = field(default_factory=FleetState.empty)  # rows in instance-id order
+    instance_ids: list[str] = field(default_factory=list)  # sorted; row i of fleet_state
+    launched_at_s: list[float] = field(default_factory=list)  # per row
+    fleet_names: list[str] = field(default_factory=list)  # fleet index -> name; names are never dropped
     last_observed_s: float = -math.inf
     notices: dict[Pool, float] = field(default_factory=dict)  # pool -> until when a cloud's notice holds it
     _order: PoolOrder | None = field(default=None, init=False, repr=False, compare=False)
+    _rows: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _fleet_index: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._rows = {iid: row for row, iid in enumerate(self.instance_ids)}
+        self._fleet_index = {name: i for i, name in enumerate(self.fleet_names)}
 
     @property
     def params(self) -> PolicyParams:
@@ -133,16 +170,65 @@ class RegionEngine:
         if pool not in self.pools:
             self.pools[pool] = PoolState(pool, on_demand_usd_per_hour)
 
+    @property
+    def instances(self) -> FleetInstances:
+        """The instances by id (read-only; change them through the methods below)."""
+        return FleetInstances(self)
+
+    def _instance(self, row: int) -> Instance:
+        state = self.fleet_state
+        return Instance(
+            instance_id=self.instance_ids[row],
+            pool=self.pool_order().pools[int(state.pool[row])],
+            lifecycle=Lifecycle.ON_DEMAND if state.on_demand[row] else Lifecycle.SPOT,
+            launched_at_s=self.launched_at_s[row],
+            fleet=self.fleet_names[int(state.fleet[row])],
+            interrupted=bool(state.interrupted[row]),
+        )
+
+    def _fleet_of(self, name: str) -> int:
+        index = self._fleet_index.get(name)
+        if index is None:
+            index = self._fleet_index[name] = self.fleet_state.add_fleet()
+            self.fleet_names.append(name)
+        return index
+
+    def _put(self, instance: Instance, now_s: float) -> None:
+        """Add or overwrite one instance, leaving the rows to be put in id order by :meth:`_reorder`."""
+        column = self.pool_order().column[instance.pool]
+        on_demand = instance.lifecycle is Lifecycle.ON_DEMAND
+        fleet = self._fleet_of(instance.fleet)
+        row = self._rows.get(instance.instance_id)
+        if row is None:
+            row = self.fleet_state.append(column, on_demand, instance.interrupted,
+                                          min(now_s, instance.launched_at_s), fleet)
+            self._rows[instance.instance_id] = row
+            self.instance_ids.append(instance.instance_id)
+            self.launched_at_s.append(instance.launched_at_s)
+        else:  # known: its dwell clock stays
+            self.fleet_state.reset(row, column, on_demand, instance.interrupted, fleet)
+            self.launched_at_s[row] = instance.launched_at_s
+
+    def _keep_rows(self, rows: Sequence[int]) -> None:
+        """Keep these rows, put in instance-id order (the order decisions come in)."""
+        ordered = sorted(rows, key=self.instance_ids.__getitem__)
+        if ordered == list(range(len(self.instance_ids))):
+            return
+        self.fleet_state.take(np.asarray(ordered, dtype=np.intp))
+        self.instance_ids = [self.instance_ids[r] for r in ordered]
+        self.launched_at_s = [self.launched_at_s[r] for r in ordered]
+        self._rows = {iid: row for row, iid in enumerate(self.instance_ids)}
+
     def upsert_instance(self, instance: Instance, now_s: float) -> None:
         if instance.pool not in self.pools:
             raise ValueError(f"instance {instance.instance_id}: unknown pool {instance.pool.key}")
-        known = self.instances.get(instance.instance_id)
-        self.instances[instance.instance_id] = InstanceState(
-            instance, known.last_move_s if known else min(now_s, instance.launched_at_s)
-        )
+        self._put(instance, now_s)
+        self._keep_rows(range(len(self.instance_ids)))
 
     def remove_instance(self, instance_id: str) -> None:
-        self.instances.pop(instance_id, None)
+        row = self._rows.get(instance_id)
+        if row is not None:
+            self._keep_rows([r for r in range(len(self.instance_ids)) if r != row])
 
     def sync_fleet(self, instances: Iterable[Instance], now_s: float) -> tuple[list[str], list[str]]:
         """Make the fleet exactly ``instances`` (a cloud's discovery): returns (joined, left) ids.
@@ -154,24 +240,32 @@ class RegionEngine:
         for instance in wanted.values():
             if instance.pool not in self.pools:
                 raise ValueError(f"instance {instance.instance_id}: unknown pool {instance.pool.key}")
-        left = [iid for iid in self.instances if iid not in wanted]
-        for iid in left:
-            del self.instances[iid]
+        left = [iid for iid in self.instance_ids if iid not in wanted]
+        if left:
+            self._keep_rows([row for row, iid in enumerate(self.instance_ids) if iid in wanted])
         joined = []
         for iid, instance in wanted.items():
-            known = self.instances.get(iid)
-            if known is None:
+            row = self._rows.get(iid)
+            if row is None:
                 joined.append(iid)
-                self.upsert_instance(instance, now_s)
-            elif (known.instance.pool, known.instance.lifecycle) != (instance.pool, instance.lifecycle):
-                self.upsert_instance(instance, now_s)
+                self._put(instance, now_s)
+            else:
+                known = self._instance(row)
+                if (known.pool, known.lifecycle) != (instance.pool, instance.lifecycle):
+                    self._put(instance, now_s)
+        self._keep_rows(range(len(self.instance_ids)))
         return sorted(joined), sorted(left)
 
     def rename_instance(self, old_id: str, new_id: str) -> None:
         """A replacement on a real cloud has its own id: the instance's engine state moves to it."""
-        state = self.instances.pop(old_id)
-        state.instance = replace(state.instance, instance_id=new_id)
-        self.instances[new_id] = state
+        if old_id not in self._rows:
+            raise KeyError(old_id)
+        if new_id != old_id:
+            self.remove_instance(new_id)
+            row = self._rows.pop(old_id)
+            self.instance_ids[row] = new_id
+            self._rows[new_id] = row
+            self._keep_rows(range(len(self.instance_ids)))
 
     # -- a cloud's notices -----------------------------------------------------------------------------
     def notice_unavailable(self, pool: Pool, now_s: float, hold_s: float) -> None:
@@ -193,13 +287,13 @@ class RegionEngine:
         noticed unavailable. Returns the ids that were newly interrupted (unknown or on-demand ids are
         ignored: a warning can outlive the instance it names)."""
         interrupted = []
+        state, pools = self.fleet_state, self.pool_order().pools
         for iid in instance_ids:
-            tracked = self.instances.get(iid)
-            if tracked is None or tracked.instance.lifecycle is not Lifecycle.SPOT:
+            row = self._rows.get(iid)
+            if row is None or state.on_demand[row]:
                 continue
-            self.notice_unavailable(tracked.instance.pool, now_s, hold_s)
-            if not tracked.instance.interrupted:
-                tracked.instance = replace(tracked.instance, interrupted=True)
+            self.notice_unavailable(pools[int(state.pool[row])], now_s, hold_s)
+            if state.interrupt_rows(np.array([row], dtype=np.intp))[0]:
                 interrupted.append(iid)
         return interrupted
 
@@ -316,15 +410,13 @@ class RegionEngine:
                 priced_keys = [k for k, p in zip(keys, finite, strict=True) if p]
                 self.price_model.observe_array(float(now_s), priced_keys, spot_price[finite])
 
-        interrupted = []
-        noticed = self.notices
-        for instance_id, tracked in self.instances.items():
-            inst = tracked.instance
-            if (inst.lifecycle is Lifecycle.SPOT and not inst.interrupted and not self.pools[inst.pool].available
-                    and inst.pool not in noticed):
-                tracked.instance = replace(inst, interrupted=True)
-                interrupted.append(instance_id)
-        return interrupted
+        if not self.instance_ids:
+            return []
+        # A pool whose capacity is gone takes back the spot instances in it; under a cloud's notice it does
+        # not (the cloud warns each instance it takes back on its own).
+        lost = np.array([not (s.available or s.pool in self.notices) for s in states], dtype=bool)
+        newly = self.fleet_state.interrupt(lost[None, :])
+        return [self.instance_ids[row] for row in np.flatnonzero(newly)]
 
     # -- decisions -------------------------------------------------------------------------------------
     def market_view(self, now_s: float) -> MarketView:
@@ -351,69 +443,53 @@ class RegionEngine:
             on_demand_price=np.array([s.on_demand_usd_per_hour for s in states]),
         )
 
-    def _budget_left(self, fleet: str, now_s: float) -> int:
-        moves = self.replacements.setdefault(fleet, deque())
-        while moves and moves[0] <= now_s - self.params.budget_window_s:
-            moves.popleft()
-        return max(0, self.params.budget_per_window - len(moves))
-
-    def fleet_view(self, market: MarketView, now_s: float) -> tuple[FleetView, list[InstanceState]]:
-        states = sorted(self.instances.values(), key=lambda s: s.instance.instance_id)
+    def fleet_view(self, market: MarketView, now_s: float) -> tuple[FleetView, list[Instance]]:
+        """The fleet as the policy sees it, against ``market`` (this engine's :meth:`market_view`), and
+        the instances in row order."""
         order = self.pool_order()
-        col = order.column if market.pools is order.pools else {pool: i for i, pool in enumerate(market.pools)}
-        fleets = sorted({s.instance.fleet for s in states})
-        fleet_idx = {f: i for i, f in enumerate(fleets)}
-        compatible = np.zeros((len(states), len(market.pools)), dtype=bool)
-        od_price = np.zeros(len(states))
-        pool_types = [p.instance_type for p in market.pools]
+        if market.pools is not order.pools and market.pools != order.pools:
+            raise ValueError("the market's pools are not this engine's pools in its order")
+        state = self.fleet_state
+        n = state.n_instances
+        pool_types = [p.instance_type for p in order.pools]
+        compatible = np.zeros((n, len(order.pools)), dtype=bool)
         mask_of: dict[str, list[bool]] = {}  # instance type -> its compatible pools, once per type
-        for i, s in enumerate(states):
-            instance_type = s.instance.pool.instance_type
+        for i, column in enumerate(state.pool.tolist()):
+            instance_type = pool_types[column]
             mask = mask_of.get(instance_type)
             if mask is None:
                 allowed = set(self.compatible_types(instance_type))
                 mask = mask_of[instance_type] = [t in allowed for t in pool_types]
             compatible[i] = mask
-            od_price[i] = self.pools[s.instance.pool].on_demand_usd_per_hour
-        view = FleetView(
-            market_row=np.zeros(len(states), dtype=np.intp),
-            fleet=np.array([fleet_idx[s.instance.fleet] for s in states], dtype=np.intp),
-            pool=np.array([col[s.instance.pool] for s in states], dtype=np.intp),
-            on_demand=np.array([s.instance.lifecycle is Lifecycle.ON_DEMAND for s in states], dtype=bool),
-            interrupted=np.array([s.instance.interrupted for s in states], dtype=bool),
-            compatible=compatible,
-            on_demand_price=od_price,
-            last_move_s=np.array([s.last_move_s for s in states], dtype=np.float64),
-            spot_better_since_s=np.array([s.spot_better_since_s for s in states], dtype=np.float64),
-            budget_left=np.array([self._budget_left(f, now_s) for f in fleets], dtype=np.intp),
-        )
-        return view, states
+        od_price = market.on_demand_price[state.pool]
+        view = state.view(now_s, self.params, np.zeros(n, dtype=np.intp), compatible, od_price)
+        return view, [self._instance(row) for row in range(n)]
 
     def decide(self, now_s: float) -> list[Decision]:
         """One explained decision per instance (KEEPs included), in instance-id order."""
-        if not self.instances:
+        if not self.instance_ids:
             return []
         market = self.market_view(now_s)
-        fleet, states = self.fleet_view(market, now_s)
+        fleet, instances = self.fleet_view(market, now_s)
         choice = self.policy.decide(market, fleet, now_s)
-        decisions = []
-        for i, state in enumerate(states):
-            state.spot_better_since_s = float(choice.spot_better_since_s[i])
-            decisions.append(explain(choice, i, state.instance, market, fleet, now_s=now_s,
-                                     policy=self.policy.name))
-        return decisions
+        self.fleet_state.remember(choice)
+        return [explain(choice, i, instance, market, fleet, now_s=now_s, policy=self.policy.name)
+                for i, instance in enumerate(instances)]
 
     def apply(self, decision: Decision, now_s: float) -> Instance:
-        """Record that a decision was carried out: the instance now runs at its target placement."""
-        state = self.instances[decision.instance_id]
+        """Record that a decision was carried out: the instance now runs at its target placement (a move of
+        an instance not interrupted is voluntary and spends its fleet's disruption budget)."""
+        row = self._rows[decision.instance_id]
         if decision.action is Action.KEEP:
-            return state.instance
-        if not state.instance.interrupted:  # only voluntary moves spend the disruption budget
-            self.replacements.setdefault(state.instance.fleet, deque()).append(now_s)
-        state.instance = replace(state.instance, pool=decision.to_pool, lifecycle=decision.to_lifecycle,
-                                 interrupted=False, launched_at_s=now_s)
-        state.last_move_s = now_s
-        return state.instance
+            return self._instance(row)
+        column = self.pool_order().column.get(decision.to_pool)
+        if column is None:
+            raise ValueError(f"decision for {decision.instance_id}: unknown pool {decision.to_pool.key}")
+        on_demand = decision.to_lifecycle is Lifecycle.ON_DEMAND
+        self.fleet_state.move(np.array([row], dtype=np.intp), np.array([column], dtype=np.intp),
+                              np.array([on_demand]), now_s)
+        self.launched_at_s[row] = now_s
+        return self._instance(row)
 
     # -- reads -----------------------------------------------------------------------------------------
     def latest_prices(self) -> list[PricePoint]:
@@ -424,14 +500,15 @@ class RegionEngine:
         return list(self.pools.values())
 
     def fleet(self) -> list[Instance]:
-        return [s.instance for s in sorted(self.instances.values(), key=lambda s: s.instance.instance_id)]
+        return [self._instance(row) for row in range(len(self.instance_ids))]
 
     # -- checkpoints -----------------------------------------------------------------------------------
     def snapshot(self) -> bytes:
         """Everything, models included, as a versioned pickle."""
         state = {name: getattr(self, name) for name in self.__slots__}
         state.pop("compatible_types")
-        state.pop("_order")  # derived from ``pools``
+        for derived in ("_order", "_rows", "_fleet_index"):  # rebuilt from ``pools``, the ids and the names
+            state.pop(derived)
         return pickle.dumps({"version": SNAPSHOT_VERSION, "state": state})
 
     @classmethod

@@ -8,7 +8,7 @@ one vectorized call (market rows = runs, fleets = runs). The kernel plays the cl
   (wherever the policy puts it) is down and paying for the restart overhead;
 * a voluntary move (the policy's own choice) keeps the old instance serving while the new one starts, so
   both are paid for the restart overhead and nothing goes down;
-* voluntary moves spend the fleet's disruption budget for the current window (interruptions do not);
+* voluntary moves spend the fleet's disruption budget, a sliding window as live (interruptions do not);
 * each tick is billed per second at the pool's spot price (or on-demand) of that tick.
 
 Availability is the fraction of instance-hours actually up. The on-demand cost is what ``N`` on-demand
@@ -29,7 +29,7 @@ shortcut: ``decision_interval_s=0`` reproduces a decision every tick.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,9 +37,10 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.catalog import Catalog, UnknownInstanceType, default_catalog
+from engine.fleet_state import FleetState
 from engine.market import MarketTrace
-from engine.policy import FleetView, MarketView, Policy
-from engine.policy.base import ACTION_CODE
+from engine.policy import MarketView, Policy
+from engine.policy.base import ACTION_CODE, Choice
 from engine.types import Action, Pool
 
 FloatArray = npt.NDArray[np.float64]
@@ -169,6 +170,9 @@ class FleetOutcome:
         return int(self.cost_usd.shape[0])
 
 
+FleetTickHook = Callable[[int, float, FleetState, Choice | None], None]
+
+
 def simulate_fleet(
     market: FleetMarket,
     policy: Policy,
@@ -176,9 +180,16 @@ def simulate_fleet(
     n_ticks: int,
     fleet_size: int,
     decision_interval_s: float = DEFAULT_DECISION_INTERVAL_S,
+    on_tick: FleetTickHook | None = None,
 ) -> FleetOutcome:
     """Run ``policy`` for ``n_ticks`` from each start tick, a fleet of ``fleet_size`` per run, consulting
-    it every ``decision_interval_s`` (0: every tick) and at every interruption."""
+    it every ``decision_interval_s`` (0: every tick) and at every interruption.
+
+    The fleets live in one :class:`~engine.fleet_state.FleetState` (fleet ``r`` is run ``r``), the same
+    bookkeeping the live engine keeps: dwell clock, return-to-spot memory, a sliding budget window.
+    ``on_tick(step, now_s, state, choice)``, when given, sees the state after each tick's decision was
+    carried out (``choice`` None on a tick nobody was decided for; with a decision for a subset of the
+    runs, the choice covers only those runs' instances, in row order)."""
     trace = market.trace
     if int(starts.max(initial=0)) + n_ticks > trace.n_ticks:
         raise ValueError("a run reaches past the end of the trace")
@@ -195,15 +206,9 @@ def simulate_fleet(
     od_price_n = np.full(n, od_price)
     compatible = np.broadcast_to(market.compatible, (n, trace.n_pools))
 
-    pool = np.full(n, -1, np.intp)  # homeless: the first decision places everyone
-    on_demand = np.zeros(n, bool)
-    interrupted = np.ones(n, bool)
-    launched = np.zeros(n, bool)
+    state = FleetState.homeless(run_of, n_runs)  # the first decision places everyone
+    launched = np.zeros(n, bool)  # placed at least once: a later move is a replacement, not a launch
     down_left_s = np.zeros(n)
-    last_move_s = np.full(n, -np.inf)
-    better_since = np.full(n, np.nan)
-    window_start_s = np.full(n_runs, -np.inf)
-    budget_left = np.full(n_runs, params.budget_per_window, np.intp)
     price = np.zeros(n)  # USD/hour of each instance's current placement (this tick)
 
     cost = np.zeros(n_runs)
@@ -218,23 +223,19 @@ def simulate_fleet(
         now_s = trace.start_s + float(step) * trace.tick_s  # policies only compare time differences
         available = trace.available[ticks]  # (R, P)
         spot_now = market.spot_price[ticks]
-        housed = pool >= 0
-        spot_n = spot_now[run_of, np.maximum(pool, 0)]
-        lost = launched & ~on_demand & ~interrupted & ~available[run_of, np.maximum(pool, 0)] & housed
+        spot_n = spot_now[run_of, np.maximum(state.pool, 0)]
+        lost = state.interrupt(~available, run_of)
         if lost.any():
-            interrupted |= lost
             interruptions += np.bincount(run_of[lost], minlength=n_runs)
 
-        renew = now_s - window_start_s >= params.budget_window_s
-        window_start_s = np.where(renew, now_s, window_start_s)
-        budget_left = np.where(renew, params.budget_per_window, budget_left)
         if step % every == 0:
             sel = None  # everyone
-        elif interrupted.any():
-            sel = np.flatnonzero(np.isin(run_of, run_of[interrupted]))  # whole fleets with a forced move
+        elif state.interrupted.any():
+            sel = np.flatnonzero(np.isin(run_of, run_of[state.interrupted]))  # whole fleets with a forced move
         else:
             sel = np.empty(0, np.intp)
         overlap_usd: FloatArray | float = 0.0
+        choice = None
         if sel is None or sel.size:
             pick = slice(None) if sel is None else sel
             view = MarketView(
@@ -245,50 +246,35 @@ def simulate_fleet(
                 capacity_score=market.capacity_score[ticks],
                 on_demand_price=market.on_demand_price,
             )
-            fleet = FleetView(
-                market_row=run_of[pick],
-                fleet=run_of[pick],
-                pool=pool[pick],
-                on_demand=on_demand[pick],
-                interrupted=interrupted[pick],
-                compatible=compatible[pick],
-                on_demand_price=od_price_n[pick],
-                last_move_s=last_move_s[pick],
-                spot_better_since_s=better_since[pick],
-                budget_left=budget_left,
-            )
+            fleet = state.view(now_s, params, run_of[pick], compatible[pick], od_price_n[pick], sel)
             choice = policy.decide(view, fleet, now_s)
             idx = np.arange(n) if sel is None else sel
             moved_sub = choice.action != KEEP
-            better_since[idx] = choice.spot_better_since_s
+            state.remember(choice, sel)
             mi = idx[moved_sub]
             if mi.size:
-                target_pool = choice.target_pool[moved_sub]
-                target_od = choice.target_on_demand[moved_sub]
-                was_interrupted = interrupted[mi]
+                was_on_demand = state.on_demand[mi]
                 first = ~launched[mi]
+                voluntary = state.move(mi, choice.target_pool[moved_sub], choice.target_on_demand[moved_sub], now_s)
                 runs_moved = run_of[mi]
                 replacements += np.bincount(runs_moved[~first], minlength=n_runs)
-                fallbacks += np.bincount(runs_moved[~first & target_od & ~on_demand[mi]], minlength=n_runs)
-                voluntary = ~was_interrupted
-                budget_left = budget_left - np.bincount(runs_moved[voluntary], minlength=n_runs)
+                target_od = choice.target_on_demand[moved_sub]
+                fallbacks += np.bincount(runs_moved[~first & target_od & ~was_on_demand], minlength=n_runs)
                 # The instance being replaced keeps serving during a voluntary move: pay it for the restart.
-                old_price = np.where(on_demand[mi], od_price, spot_n[mi])
+                old_price = np.where(was_on_demand, od_price, spot_n[mi])
                 overlap_usd = np.bincount(  # type: ignore[assignment]  # floats with weights; stubs say ints
                     runs_moved[voluntary],
                     weights=old_price[voluntary] * min(restart_s, trace.tick_s) / 3600.0,
                     minlength=n_runs,
                 )
-                pool[mi] = target_pool
-                on_demand[mi] = target_od
-                down_left_s[mi[was_interrupted & ~first]] = restart_s
-                interrupted[mi] = False
+                down_left_s[mi[~voluntary & ~first]] = restart_s
                 launched[mi] = True
-                last_move_s[mi] = now_s
-                housed = pool >= 0
-                spot_n = spot_now[run_of, np.maximum(pool, 0)]
+                spot_n = spot_now[run_of, np.maximum(state.pool, 0)]
+        if on_tick is not None:
+            on_tick(step, now_s, state, choice)
 
-        running = launched & ~interrupted
+        running = launched & ~state.interrupted
+        on_demand = state.on_demand
         np.copyto(price, spot_n)
         np.copyto(price, od_price, where=on_demand)
         paid = np.where(running, price * tick_h, 0.0)
@@ -298,7 +284,7 @@ def simulate_fleet(
         cost += np.bincount(run_of, weights=paid, minlength=n_runs) + overlap_usd
         up_s += np.bincount(run_of, weights=up, minlength=n_runs)
         on_spot = running & ~on_demand
-        spot_ticks += np.bincount(run_of[on_spot] * n_pools + pool[on_spot], minlength=n_runs * n_pools)
+        spot_ticks += np.bincount(run_of[on_spot] * n_pools + state.pool[on_spot], minlength=n_runs * n_pools)
     hours = n_ticks * tick_h
     od_cost = fleet_size * hours * od_price
     return FleetOutcome(
