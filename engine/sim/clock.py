@@ -22,13 +22,18 @@ class JobError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class DeadlineJob:
-    """A batch job: ``job_hours`` of compute due ``deadline_hours`` after it starts."""
+    """A batch job: ``job_hours`` of compute due ``deadline_hours`` after it starts.
+
+    ``delay_ticks``: every choice of instance takes effect that many ticks after it is made, as a launch
+    takes time on a real cloud (0: at once, the paper's rules).
+    """
 
     job_hours: float
     deadline_hours: float
     restart_overhead_hours: float
     spot_usd_per_hour: float
     on_demand_usd_per_hour: float
+    delay_ticks: int = 0
 
     def __post_init__(self) -> None:
         for name in ("job_hours", "deadline_hours", "spot_usd_per_hour", "on_demand_usd_per_hour"):
@@ -37,6 +42,8 @@ class DeadlineJob:
                 raise JobError(f"{name} must be a positive number, got {value!r}")
         if not (math.isfinite(self.restart_overhead_hours) and self.restart_overhead_hours >= 0):
             raise JobError(f"restart_overhead_hours must be >= 0, got {self.restart_overhead_hours!r}")
+        if isinstance(self.delay_ticks, bool) or not isinstance(self.delay_ticks, int) or self.delay_ticks < 0:
+            raise JobError(f"delay_ticks must be a whole number >= 0, got {self.delay_ticks!r}")
         if self.job_hours > self.deadline_hours:
             raise JobError(
                 f"impossible job: {self.job_hours} h of work cannot finish within a {self.deadline_hours} h "
@@ -49,7 +56,8 @@ class WorkClock:
     """A job on a tick grid, in integer work units.
 
     ``tick_u`` units of work fit in one tick; ``overhead_u`` are lost on every new instance; the job
-    needs ``job_u``; it must be done after ``deadline_ticks`` whole ticks.
+    needs ``job_u``; it must be done after ``deadline_ticks`` whole ticks; a choice takes effect
+    ``delay_ticks`` after it is made.
     """
 
     tick_s: float
@@ -58,6 +66,7 @@ class WorkClock:
     overhead_u: int
     job_u: int
     deadline_ticks: int
+    delay_ticks: int = 0
 
     @classmethod
     def of(cls, job: DeadlineJob, tick_s: float, max_units_per_tick: int = MAX_UNITS_PER_TICK) -> WorkClock:
@@ -83,11 +92,12 @@ class WorkClock:
         overhead_u = math.ceil(job.restart_overhead_hours * 3600 / unit_s - 1e-9)
         job_u = math.ceil(job.job_hours * 3600 / unit_s - 1e-9)
         deadline_ticks = math.floor(job.deadline_hours * 3600 / tick_s + 1e-9)
-        clock = cls(float(tick_s), unit_s, per_tick, overhead_u, job_u, deadline_ticks)
-        if clock.slack_u < 0:
+        clock = cls(float(tick_s), unit_s, per_tick, overhead_u, job_u, deadline_ticks, job.delay_ticks)
+        if clock.slack_u - job.delay_ticks * per_tick < 0:
             raise JobError(
                 f"impossible job: {job.job_hours} h of work does not fit in the {deadline_ticks} whole "
                 f"{tick_s:g} s ticks before the {job.deadline_hours} h deadline"
+                + (f" once the first {job.delay_ticks} tick(s) of launch delay are spent" if job.delay_ticks else "")
             )
         return clock
 
@@ -99,7 +109,7 @@ class WorkClock:
     @property
     def horizon_ticks(self) -> int:
         """Ticks the kernel simulates: the deadline plus enough to finish a late job on on-demand."""
-        return self.deadline_ticks + self.ticks_for(self.job_u + self.overhead_u) + 1
+        return self.deadline_ticks + self.ticks_for(self.job_u + self.overhead_u) + 1 + self.delay_ticks
 
     def ticks_for(self, work_u: int) -> int:
         """Whole ticks that ``work_u`` units take.

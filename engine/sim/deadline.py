@@ -7,6 +7,11 @@ on-demand) first consumes the restart overhead, inside the tick(s) it starts in.
 capacity is gone at a tick is preempted: the run is without an instance at that tick. A run is done once
 its work is; it misses its deadline when that happens after ``deadline_ticks``.
 
+With ``delay_ticks = d > 0`` (a launch takes time on a real cloud) the choice made at tick ``t`` takes
+effect at ``t + d``; the first ``d`` ticks hold nothing. Spot asked for at ``t`` must be available at ``t``
+(as without delay); if it is gone by ``t + d`` the launch fails and the run holds nothing at that tick
+(whatever it held before is released: the choice took effect).
+
 Runs are columns: ``available`` is tick-major ``(T, R)`` so each step reads one contiguous row.
 Policies are controllers with per-run state (:mod:`engine.sim.deadline_policies`); the kernel only
 enforces the rules and counts.
@@ -49,12 +54,14 @@ class RunState:
     """The kernel's per-run state, updated in place; policies read it (never write it).
 
     ``mode`` is the instance held *now*, after preemptions at the current tick are applied.
+    ``pending[k]`` is the choice already made for tick ``t + k`` (``delay_ticks`` rows; none without delay).
     """
 
     mode: ModeArray  # (R,)
     work_left_u: IntArray  # (R,)
     overhead_left_u: IntArray  # (R,) restart overhead still to consume on the current instance
     active: BoolArray  # (R,) not done yet
+    pending: ModeArray  # (delay_ticks, R)
 
     @classmethod
     def start(cls, n_runs: int, clock: WorkClock) -> RunState:
@@ -63,6 +70,7 @@ class RunState:
             work_left_u=np.full(n_runs, clock.job_u, dtype=np.int32),
             overhead_left_u=np.zeros(n_runs, dtype=np.int32),
             active=np.ones(n_runs, dtype=np.bool_),
+            pending=np.zeros((clock.delay_ticks, n_runs), dtype=np.int8),
         )
 
 
@@ -70,7 +78,7 @@ class Controller(Protocol):
     """A policy bound to one batch of runs; keeps whatever per-run memory it needs."""
 
     def decide(self, tick: int, state: RunState, available: BoolArray, /) -> ModeArray:
-        """The mode each run takes for tick ``tick`` (finished runs are ignored)."""
+        """The mode each run takes for tick ``tick + delay_ticks`` (finished runs are ignored)."""
         ...
 
 
@@ -145,6 +153,8 @@ def simulate_deadline(
     tick_u = np.int32(clock.tick_u)
     overhead_u = np.int32(clock.overhead_u)
     mode, active, work, overhead = state.mode, state.active, state.work_left_u, state.overhead_left_u
+    pending = state.pending
+    delayed = pending.shape[0] > 0
     # One buffer per intermediate, written in place every tick: the loop allocates nothing.
     request = np.empty(n_runs, np.int8)
     lost = np.empty(n_runs, np.bool_)
@@ -165,6 +175,16 @@ def simulate_deadline(
         np.equal(request, SPOT, out=on_spot)
         if np.greater(on_spot, avail, out=flag).any():
             raise PolicyError(f"{policy.name} asked for spot where none is available at tick {t}")
+        if delayed:  # this tick runs the choice made delay_ticks ago; the new one joins the queue
+            chosen = request.copy()
+            np.copyto(request, pending[0])
+            pending[:-1] = pending[1:]
+            pending[-1] = chosen
+            np.equal(request, SPOT, out=on_spot)
+            np.greater(on_spot, avail, out=flag)  # the launch failed: spot went away in the meantime
+            request[flag] = IDLE
+            np.logical_and(on_spot, avail, out=on_spot)
+            np.multiply(request, active, out=request)
         np.not_equal(request, IDLE, out=running)
         np.not_equal(request, mode, out=flag)
         np.logical_and(flag, running, out=flag)  # a new instance: pays the restart overhead first

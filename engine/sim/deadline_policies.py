@@ -24,7 +24,8 @@ from engine.sim.deadline import IDLE, ON_DEMAND, SPOT, BoolArray, ModeArray, Ris
 
 def safety_net(tick: int, state: RunState, clock: WorkClock) -> BoolArray:
     """Runs that can no longer afford to idle or try spot one more tick: the remaining work plus two
-    restarts (onto spot and, if preempted, off it) takes all the whole ticks left before the deadline.
+    restarts (onto spot and, if preempted, off it) takes all the whole ticks left before the deadline
+    once a choice made now takes effect (``delay_ticks`` later).
 
     >>> from engine.sim.clock import WorkClock
     >>> clock = WorkClock(600.0, 120.0, 5, 3, 20, 6)
@@ -34,7 +35,7 @@ def safety_net(tick: int, state: RunState, clock: WorkClock) -> BoolArray:
     [True, False]
     """
     need_ticks = (state.work_left_u + state.overhead_left_u + 2 * clock.overhead_u + clock.tick_u - 1) // clock.tick_u
-    return need_ticks >= clock.deadline_ticks - tick
+    return need_ticks + clock.delay_ticks >= clock.deadline_ticks - tick
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,10 @@ deadline, so only ``slack_u + 1`` deficits exist whatever the job length: the st
 the DP runs as numpy over (runs, deficit), one step per tick. Costs are exact (counts of spot and
 on-demand ticks are carried along the argmin, so the report also says how the optimum spent its time).
 
+With a launch delay of ``d`` ticks the omniscient schedule is the same problem on a shorter clock: it
+knows the future, so it asks ``d`` ticks ahead; nothing runs in the first ``d`` ticks, and spot runs at
+``t`` only where it is available both at ``t`` and when it was asked for, at ``t - d`` (the kernel's rule).
+
 When the restart overhead is longer than a tick, a restart is charged in full when it starts; a schedule
 interrupted mid-restart is then charged a little more than the kernel would, so the bound is exact only
 for overheads within one tick (the usual case, and the paper's).
@@ -128,12 +132,19 @@ def _solve(job: DeadlineJob, clock: WorkClock, available: npt.NDArray[np.bool_])
     idle.cost[:, 0] = 0.0
     done = _Best.empty((n_runs,))
     finish = np.full(n_runs, -1, np.int32)
+    delay = clock.delay_ticks
+    never = np.zeros(n_runs, np.bool_)
     for t in range(clock.deadline_ticks):
-        avail = available[t] if t < available.shape[0] else np.zeros(n_runs, np.bool_)
+        avail = available[t] if t < available.shape[0] else never
+        if delay:
+            asked = available[t - delay] if delay <= t < available.shape[0] + delay else never
+            avail = avail & asked
         new_idle = idle.pick(spot).pick(od).shifted(tick_u)
         new_spot = spot.shifted(0).pick(idle.pick(od).shifted(overhead_u, restart=True)).plus(1, 0, spot_usd)
         new_spot.cost[~avail] = np.inf
         new_od = od.shifted(0).pick(idle.pick(spot).shifted(overhead_u, restart=True)).plus(0, 1, od_usd)
+        if t < delay:
+            new_od.cost[:] = np.inf
         idle, spot, od = new_idle, new_spot, new_od
         finished_upto = (t + 1) * tick_u - job_u  # deficits at or below this have done all the work
         if finished_upto >= 0:
