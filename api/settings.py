@@ -76,6 +76,15 @@ class Settings(BaseSettings):
 
     migrate_on_start: bool = Field(default=True, description="upgrade the database schema at start")
 
+    # Webhooks (actors/notify): this process matches stored events to webhooks and delivers them.
+    webhooks_enabled: bool = Field(default=True, description="run the webhook consumer in this process")
+    webhook_poll_s: float = Field(default=1.0, gt=0, description="how often new events and due retries are read")
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=300, description="one delivery attempt, at most")
+    webhook_concurrency: int = Field(default=8, ge=1, le=256, description="delivery attempts in flight at once")
+    webhook_retry_base_s: float = Field(default=2.0, gt=0, description="first retry delay (doubles, jittered)")
+    webhook_retry_max_s: float = Field(default=3600.0, gt=0, description="longest retry delay")
+    webhook_max_attempts: int = Field(default=15, ge=1, description="attempts before a delivery is 'failed'")
+
     # AWS accounts (credentials_mode aws_default / aws_assume_role).
     aws_price_poll_s: float = Field(default=300.0, gt=0, description="DescribeSpotPriceHistory period")
     aws_discovery_s: float = Field(default=60.0, gt=0, description="DescribeInstances (managed tag) period")
