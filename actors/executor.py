@@ -1,6 +1,7 @@
 """The executor carries decisions out. One seam, several clouds.
 
-``SimulatedCloud`` (replay and demo): every launch succeeds at once, so the fleet follows the decisions.
+``SimulatedCloud`` (replay and demo): every launch succeeds at once, so the fleet follows the decisions
+(a ``hibernate`` stops the instance, a ``wake`` starts it where the policy placed it).
 ``Observe``: decide, store and stream; no cloud call at all (the default against a real account).
 ``DryRun``: records what it would do and changes nothing.
 ``actors.aws.executor.AwsExecutor``: AWS in ``dry_run`` (every mutating call with ``DryRun=True``) or
@@ -10,7 +11,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -44,6 +45,19 @@ class Executor(Protocol):
     async def execute(self, decisions: list[Decision]) -> list[ExecutionResult]: ...
 
 
+async def carry_out(decisions: list[Decision],
+                    change: Callable[[Decision], Awaitable[ExecutionResult]]) -> list[ExecutionResult]:
+    """One result per decision, in order: a KEEP is skipped (nothing to carry out), every other action
+    goes through ``change``. The one place every executor that touches a cloud skips the keeps."""
+    results = []
+    for decision in decisions:
+        if decision.action is Action.KEEP:
+            results.append(ExecutionResult(decision, Outcome.SKIPPED, "keep"))
+        else:
+            results.append(await change(decision))
+    return results
+
+
 @dataclass(slots=True)
 class SimulatedCloud:
     """Carries every placement change out instantly; records the calls (for tests and the demo)."""
@@ -52,14 +66,11 @@ class SimulatedCloud:
     calls: list[Decision] = field(default_factory=list)
 
     async def execute(self, decisions: list[Decision]) -> list[ExecutionResult]:
-        results = []
-        for decision in decisions:
-            if decision.action is Action.KEEP:
-                results.append(ExecutionResult(decision, Outcome.SKIPPED, "keep"))
-                continue
-            self.calls.append(decision)
-            results.append(ExecutionResult(decision, Outcome.APPLIED))
-        return results
+        return await carry_out(decisions, self._change)
+
+    async def _change(self, decision: Decision) -> ExecutionResult:
+        self.calls.append(decision)
+        return ExecutionResult(decision, Outcome.APPLIED)
 
 
 @dataclass(slots=True)

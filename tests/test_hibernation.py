@@ -4,18 +4,22 @@ backtest kernel and the replay demo following a schedule on the replayed clock."
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
+from typing import Any
 
 import pytest
 
+from actors.executor import Outcome
 from actors.store import Store
 from actors.store.schedules import ScheduleStore
 from actors.store.tenancy import Account, Tenancy
 from engine.hibernation import Hibernation, hibernate_decision
 from engine.schedule import Schedule
-from engine.types import Action, Instance, Lifecycle, Pool, Rule
+from engine.types import Action, Decision, Instance, Lifecycle, Pool, Rule
 
 POOL = Pool("p3.2xlarge", "us-east-1a")
 OFFICE = "Mon-Fri 09:00-17:00 UTC"
+MUTATING = {"RunInstances", "TerminateInstances", "StopInstances", "StartInstances"}
 
 
 def utc(text: str) -> float:
@@ -108,3 +112,98 @@ async def test_a_failed_put_keeps_the_schedules_already_stored(store: Store) -> 
     with pytest.raises(ValueError, match=r"schedules\.1: longer than"):
         await schedules.put(account, ["Sat 10:00-12:00 UTC", "x" * 600], 2.0)
     assert await schedules.get(account) == ["Mon-Fri 09:00-17:00 UTC"]
+
+
+# -- execution on AWS (moto) --------------------------------------------------------------------------------
+
+
+def run_on_aws(zone: str = "us-east-1a", spot: bool = True) -> str:
+    import boto3
+
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    images = ec2.describe_images(Owners=["amazon"])["Images"]
+    image = next(i["ImageId"] for i in images if i.get("Platform") != "windows")
+    subnet = next(s["SubnetId"] for s in ec2.describe_subnets()["Subnets"] if s["AvailabilityZone"] == zone)
+    tags = [{"ResourceType": "instance", "Tags": [{"Key": "spot-optimizer:managed", "Value": "true"}]}]
+    market = {"InstanceMarketOptions": {"MarketType": "spot"}} if spot else {}
+    return str(ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="m5.large", SubnetId=subnet,
+                                 TagSpecifications=tags, **market)["Instances"][0]["InstanceId"])
+
+
+def aws_states() -> dict[str, str]:
+    import boto3
+
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    reservations = ec2.describe_instances()["Reservations"]
+    return {i["InstanceId"]: i["State"]["Name"] for r in reservations for i in r["Instances"]}
+
+
+def schedule_decision(instance_id: str, action: Action, from_lifecycle: Lifecycle, to_lifecycle: Lifecycle,
+                      to_zone: str = "us-east-1a", at_s: float = 1.0) -> Decision:
+    return Decision(instance_id, action, Rule.SCHEDULE, "", at_s, Pool("m5.large", "us-east-1a"), from_lifecycle,
+                    Pool("m5.large", to_zone), to_lifecycle)
+
+
+@pytest.fixture
+async def aws_executor(aws: Any) -> Any:
+    from actors.aws.executor import AwsExecutor
+    from actors.aws.gateway import AwsGateway
+    from actors.aws.session import AwsAccess, AwsSessions
+
+    sessions = AwsSessions()
+    gateway = AwsGateway(sessions, AwsAccess("aws_default"), "us-east-1")
+
+    async def make(mode: str) -> AwsExecutor:
+        specs = {i.instance_id: i for i in await gateway.managed_instances("spot-optimizer:managed", "true")}
+        aws.proxy.calls.clear()  # only the executor's calls from here
+        return AwsExecutor(mode, gateway, specs, ("spot-optimizer:managed", "true"), running_timeout_s=30)
+
+    yield make
+    await sessions.close()
+
+
+async def test_on_aws_an_on_demand_instance_is_stopped_and_started_again_with_its_id(aws: Any,
+                                                                                     aws_executor: Any) -> None:
+    instance = run_on_aws(spot=False)
+    executor = await aws_executor("execute")
+    [stopped] = await executor.execute([schedule_decision(instance, Action.HIBERNATE, Lifecycle.ON_DEMAND,
+                                                          Lifecycle.STOPPED)])
+    assert stopped.outcome is Outcome.APPLIED and aws_states()[instance] == "stopped"
+    [woken] = await executor.execute([schedule_decision(instance, Action.WAKE, Lifecycle.STOPPED, Lifecycle.ON_DEMAND)])
+    assert woken.outcome is Outcome.APPLIED and woken.instance_id is None  # the same instance runs again
+    assert aws_states()[instance] == "running"
+    assert [action for action, _ in aws.proxy.calls if action in MUTATING] == ["StopInstances", "StartInstances"]
+
+
+async def test_on_aws_a_spot_instance_is_let_go_and_a_new_one_launched_at_the_wake(aws: Any, aws_executor: Any) -> None:
+    instance = run_on_aws(spot=True)
+    executor = await aws_executor("execute")
+    [gone] = await executor.execute([schedule_decision(instance, Action.HIBERNATE, Lifecycle.SPOT, Lifecycle.STOPPED)])
+    assert gone.outcome is Outcome.APPLIED and aws_states()[instance] == "terminated"
+    [woken] = await executor.execute([schedule_decision(instance, Action.WAKE, Lifecycle.STOPPED, Lifecycle.SPOT,
+                                                        to_zone="us-east-1b")])
+    assert woken.outcome is Outcome.APPLIED and woken.instance_id not in (None, instance)
+    assert aws_states()[woken.instance_id] == "running"
+    assert [action for action, _ in aws.proxy.calls if action in MUTATING] == ["TerminateInstances", "RunInstances"]
+
+
+async def test_on_aws_a_dry_run_hibernation_checks_permissions_and_changes_nothing(aws: Any, aws_executor: Any) -> None:
+    instance = run_on_aws(spot=False)
+    executor = await aws_executor("dry_run")
+    keep = replace(schedule_decision(instance, Action.KEEP, Lifecycle.ON_DEMAND, Lifecycle.ON_DEMAND),
+                   rule=Rule.BEST_ALREADY)
+    results = await executor.execute([keep, schedule_decision(instance, Action.HIBERNATE, Lifecycle.ON_DEMAND,
+                                                              Lifecycle.STOPPED)])
+    assert [r.outcome for r in results] == [Outcome.SKIPPED, Outcome.SKIPPED]
+    assert aws_states()[instance] == "running"
+    [(action, params)] = [(a, p) for a, p in aws.proxy.calls if a in MUTATING]
+    assert action == "StopInstances" and params.get("DryRun") == "true"
+
+
+async def test_observing_carries_no_hibernation_out() -> None:
+    from actors.executor import make_executor
+
+    decision = schedule_decision("i-1", Action.HIBERNATE, Lifecycle.SPOT, Lifecycle.STOPPED)
+    [observed] = await make_executor("observe").execute([decision])
+    [simulated] = await make_executor("simulated").execute([decision])
+    assert (observed.outcome, simulated.outcome) == (Outcome.SKIPPED, Outcome.APPLIED)

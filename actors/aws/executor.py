@@ -25,7 +25,8 @@ from typing import Any
 from actors.aws.errors import AwsError, CapacityError
 from actors.aws.gateway import AwsGateway
 from actors.aws.translate import DiscoveredInstance, LaunchRequest
-from actors.executor import ExecutionResult, Outcome
+from actors.aws.translate import Lifecycle as AwsLifecycle
+from actors.executor import ExecutionResult, Outcome, carry_out
 from engine.types import Action, Candidate, Decision, Lifecycle, Pool
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,9 @@ def client_token(decision: Decision, pool: Pool, lifecycle: Lifecycle) -> str:
 def placements(decision: Decision) -> Iterator[tuple[Pool, Lifecycle]]:
     """The decision's target, then its other candidates cheapest expected cost first, never the
     placement it leaves (an interrupted instance cannot go back where it was)."""
-    seen = {(decision.from_pool, decision.from_lifecycle)} if decision.from_lifecycle is Lifecycle.SPOT else set()
+    seen: set[tuple[Pool, Lifecycle]] = set()
+    if decision.from_lifecycle is Lifecycle.SPOT:
+        seen.add((decision.from_pool, decision.from_lifecycle))
     target = (decision.to_pool, decision.to_lifecycle)
     yield target
     seen.add(target)
@@ -79,25 +82,64 @@ class AwsExecutor:
             raise ValueError(f"AwsExecutor mode must be 'dry_run' or 'execute', got {self.mode!r}")
 
     async def execute(self, decisions: list[Decision]) -> list[ExecutionResult]:
-        results = []
-        for decision in decisions:
-            if decision.action is Action.KEEP:
-                results.append(ExecutionResult(decision, Outcome.SKIPPED, "keep"))
-                continue
-            spec = self.specs.get(decision.instance_id)
-            if spec is None:
-                results.append(ExecutionResult(decision, Outcome.FAILED, "no launch spec: not discovered on AWS",
-                                               steps=(_step(decision, "failed", error="NotDiscovered"),)))
-                continue
-            try:
-                results.append(await self._replace(decision, spec))
-            except Exception as exc:  # one decision's failure never stops the others
-                log.exception("executing %s for %s failed", decision.action, decision.instance_id)
-                results.append(ExecutionResult(decision, Outcome.FAILED, str(exc),
-                                               steps=(_step(decision, "failed", error=type(exc).__name__),)))
-        return results
+        return await carry_out(decisions, self._change)
 
-    async def _replace(self, decision: Decision, spec: DiscoveredInstance) -> ExecutionResult:
+    async def _change(self, decision: Decision) -> ExecutionResult:
+        spec = self.specs.get(decision.instance_id)
+        if spec is None:
+            return ExecutionResult(decision, Outcome.FAILED, "no launch spec: not discovered on AWS",
+                                   steps=(_step(decision, "failed", error="NotDiscovered"),))
+        try:
+            match decision.action:
+                case Action.HIBERNATE:
+                    return await self._hibernate(decision, spec)
+                case Action.WAKE:
+                    return await self._wake(decision, spec)
+                case _:
+                    return await self._replace(decision, spec)
+        except Exception as exc:  # one decision's failure never stops the others
+            log.exception("executing %s for %s failed", decision.action, decision.instance_id)
+            return ExecutionResult(decision, Outcome.FAILED, str(exc),
+                                   steps=(_step(decision, "failed", error=type(exc).__name__),))
+
+    async def _hibernate(self, decision: Decision, spec: DiscoveredInstance) -> ExecutionResult:
+        """Stop an on-demand instance (its id and volumes stay for the wake); a spot instance cannot stop,
+        so it is terminated and a new one launched at the wake. An instance of an Auto Scaling group is
+        left alone: the group would replace it at once (schedule the group's capacity instead)."""
+        if spec.auto_scaling_group:
+            return ExecutionResult(decision, Outcome.FAILED,
+                                   f"in Auto Scaling group {spec.auto_scaling_group}: the group would replace it",
+                                   steps=(_step(decision, "failed", error="InAutoScalingGroup"),))
+        dry_run = self.mode == "dry_run"
+        if decision.from_lifecycle is Lifecycle.ON_DEMAND:
+            await self.gateway.stop([decision.instance_id], dry_run=dry_run)
+            step = "stopped"
+        else:
+            await self.gateway.terminate([decision.instance_id], dry_run=dry_run)
+            step = "terminated"
+        if dry_run:
+            return ExecutionResult(decision, Outcome.SKIPPED, "dry run: permissions checked, nothing changed",
+                                   steps=(_step(decision, "dry_run", detail=f"would have {step} it"),))
+        return ExecutionResult(decision, Outcome.APPLIED, step, steps=(_step(decision, step),))
+
+    async def _wake(self, decision: Decision, spec: DiscoveredInstance) -> ExecutionResult:
+        """A stopped on-demand instance the policy keeps where it was is started again; otherwise the
+        wake is a launch at the policy's placement (a spot instance let go at hibernation, or a better
+        placement), and a stopped instance left behind is then terminated."""
+        stopped_here = spec.lifecycle is AwsLifecycle.ON_DEMAND
+        if (stopped_here and decision.to_lifecycle is Lifecycle.ON_DEMAND
+                and decision.to_pool == Pool(spec.instance_type, spec.availability_zone)):
+            dry_run = self.mode == "dry_run"
+            await self.gateway.start([decision.instance_id], dry_run=dry_run)
+            if dry_run:
+                return ExecutionResult(decision, Outcome.SKIPPED, "dry run: permissions checked, nothing changed",
+                                       steps=(_step(decision, "dry_run", detail="would have started it"),))
+            await self.gateway.wait_running(decision.instance_id, timeout_s=self.running_timeout_s)
+            return ExecutionResult(decision, Outcome.APPLIED, "started",
+                                   steps=(_step(decision, "started", decision.to_pool, decision.to_lifecycle),))
+        return await self._replace(decision, spec, retire=stopped_here)
+
+    async def _replace(self, decision: Decision, spec: DiscoveredInstance, retire: bool = True) -> ExecutionResult:
         dry_run = self.mode == "dry_run"
         steps: list[Mapping[str, Any]] = []
         refused: list[str] = []
@@ -120,7 +162,8 @@ class AwsExecutor:
                                        capacity_errors=tuple(refused))
             carried = replace(decision, to_pool=pool, to_lifecycle=lifecycle)
             if dry_run:
-                await self.gateway.terminate([decision.instance_id], dry_run=True)
+                if retire:
+                    await self.gateway.terminate([decision.instance_id], dry_run=True)
                 steps.append(_step(decision, "dry_run", pool, lifecycle,
                                    detail="RunInstances and TerminateInstances would have succeeded"))
                 return ExecutionResult(carried, Outcome.SKIPPED, "dry run: permissions checked, nothing changed",
@@ -136,7 +179,8 @@ class AwsExecutor:
             steps.append(_step(decision, "running", pool, lifecycle, new_instance_id=new_id))
             if self.on_launched is not None:
                 self.on_launched(new_id, _launched_spec(spec, new_id, pool, lifecycle, request))
-            await self._retire(decision, spec, new_id, steps)
+            if retire:
+                await self._retire(decision, spec, new_id, steps)
             return ExecutionResult(carried, Outcome.APPLIED, f"replaced by {new_id}", instance_id=new_id,
                                    steps=tuple(steps), capacity_errors=tuple(refused))
         return ExecutionResult(decision, Outcome.FAILED, "no placement had capacity", steps=tuple(steps),
@@ -180,7 +224,7 @@ def _launched_spec(spec: DiscoveredInstance, new_id: str, pool: Pool, lifecycle:
                    request: LaunchRequest) -> DiscoveredInstance:
     return replace(spec, instance_id=new_id, instance_type=pool.instance_type,
                    availability_zone=pool.availability_zone, subnet_id=request.subnet_id,
-                   lifecycle="spot" if lifecycle is Lifecycle.SPOT else "on_demand", state="running",
+                   lifecycle=AwsLifecycle(lifecycle.value), state="running",
                    tags=request.tags)
 
 

@@ -233,6 +233,22 @@ class AwsGateway:
                 if not (dry_run and error.code == "DryRunOperation"):
                     raise
 
+    async def stop(self, instance_ids: Sequence[str], dry_run: bool = False) -> None:
+        """Stop on-demand instances (they keep their id and volumes; a dry run only checks that we may)."""
+        await self._each_chunk("StopInstances", instance_ids, dry_run)
+
+    async def start(self, instance_ids: Sequence[str], dry_run: bool = False) -> None:
+        """Start stopped instances again (a dry run only checks that we may)."""
+        await self._each_chunk("StartInstances", instance_ids, dry_run)
+
+    async def _each_chunk(self, operation: str, instance_ids: Sequence[str], dry_run: bool) -> None:
+        for chunk in _chunks(instance_ids, PAGE_SIZE):
+            try:
+                await self._call("ec2", operation, InstanceIds=chunk, DryRun=dry_run)
+            except AwsError as error:
+                if not (dry_run and error.code == "DryRunOperation"):
+                    raise
+
     async def attach_to_group(self, group: str, instance_id: str) -> None:
         """Put the instance into the auto scaling group (its desired capacity grows by one)."""
         await self._call("autoscaling", "AttachInstances", AutoScalingGroupName=group, InstanceIds=[instance_id])
