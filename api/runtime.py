@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import logging
 import math
-import os
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any
 from actors.demo import demo_fleet
 from actors.feeds.aws import AwsFeedSettings
 from actors.feeds.replay import ReplayFeed, Tick
+from actors.ray_runtime import connect, kill_actors, service_target
 from actors.registry import AccountRegistry, ActorSettings, on_demand_price
 from actors.store import MAX_REPLAY, Store
 from actors.store.tenancy import Account, ConflictError, Tenancy
@@ -56,28 +56,9 @@ def load_replay_market(settings: Settings) -> MarketTrace:
     return bundled_market()
 
 
-SINGLE_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
 def start_ray(settings: Settings) -> None:
-    import ray
-
-    if ray.is_initialized():
-        return
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    # Ray renices its workers to 15 by default; here the region actors are the latency-critical path
-    # (a price batch -> a decision on a dashboard), so they keep the API's priority on a local Ray.
-    os.environ.setdefault("RAY_worker_niceness", "0")
-    # Region actors reserve no CPU, so Ray does not cap their BLAS/OpenMP threads: without this each of
-    # many actor processes may start a thread pool per core and they fight over the cores.
-    runtime_env = {"env_vars": dict.fromkeys(SINGLE_THREAD_ENV, "1")}
-    if settings.ray_address:
-        ray.init(address=settings.ray_address, namespace="spot-optimizer", log_to_driver=False,
-                 runtime_env=runtime_env)
-    else:
-        ray.init(num_cpus=settings.ray_num_cpus, include_dashboard=False, namespace="spot-optimizer",
-                 log_to_driver=False, configure_logging=False, runtime_env=runtime_env)
+    """Start (or join) the server's Ray: the one ``connect`` the CLI's simulations use too."""
+    connect(service_target(settings.ray_address, settings.ray_num_cpus))
 
 
 def actor_settings(settings: Settings) -> ActorSettings:
@@ -233,17 +214,11 @@ class Runtime:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        import ray
-
         handles = [self.supervisor.get(account, region) for account, region in self.supervisor.list()]
         with contextlib.suppress(Exception):  # each actor checkpoints as it closes; a slow one is killed anyway
             await asyncio.wait_for(asyncio.gather(*(h.close.remote() for h in handles), return_exceptions=True),
                                    ACTOR_CLOSE_TIMEOUT_S)
-        for handle in handles:
-            with contextlib.suppress(Exception):
-                ray.kill(handle, no_restart=True)
-        with contextlib.suppress(Exception):
-            ray.kill(self.hub, no_restart=True)
+        kill_actors([*handles, self.hub])
         await self.store.close()
 
 

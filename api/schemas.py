@@ -8,16 +8,18 @@ name and a URL part; strings that reach the database are bounded and free of con
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from engine.policy import POLICY_NAMES
 from engine.sim.backtest import DEADLINE_POLICY_NAMES
+from engine.sim.fleet import DEFAULT_DECISION_INTERVAL_S
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$"
 LABEL_PATTERN = r"^[^\x00-\x1f\x7f]{1,128}$"
+INSTANCE_TYPE_PATTERN = r"^[a-z0-9-]{1,32}\.[a-z0-9-]{1,32}$"
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, examples=["acme-prod"])]
 Region = Annotated[str, Field(pattern=REGION_PATTERN, examples=["us-east-1"])]
@@ -195,19 +197,61 @@ class DeadlineJobIn(Strict):
     on_demand_usd_per_hour: Number = Field(default=3.06, gt=0, le=1e4)
 
 
-class SimulationIn(Strict):
-    workload: str = Field(default="deadline", pattern="^deadline$",
-                          description="the deadline-job workload on the bundled recorded history")
+class DeadlineSimulationIn(Strict):
+    """The deadline-job workload on the bundled recorded history: ``spot-optimizer simulate deadline``."""
+
+    workload: Literal["deadline"] = Field(default="deadline", description="the default when omitted")
     job: DeadlineJobIn
-    policies: list[DeadlinePolicyName] = Field(  # type: ignore[valid-type]
+    policies: list[DeadlinePolicyName] = Field(
         default_factory=lambda: [DeadlinePolicyName("greedy"), DeadlinePolicyName("uniform_progress")],
         min_length=1, max_length=len(DEADLINE_POLICY_NAMES))
     runs: int = Field(default=64, ge=1, le=5000)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    risk_horizon_s: Number = Field(default=3600.0, gt=0, le=7 * 86_400,
+                                   description="horizon of the risk model that risk_aware consults")
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "workload": "deadline", "job": {"job_hours": 2, "deadline_hours": 3, "restart_overhead_hours": 0.1},
         "policies": ["greedy", "uniform_progress"], "runs": 64, "seed": 0}]})
+
+
+class FleetSimulationIn(Strict):
+    """The fleet workload on the bundled recorded history: ``spot-optimizer simulate fleet``."""
+
+    workload: Literal["fleet"]
+    policies: list[PolicyName] = Field(
+        default_factory=lambda: [PolicyName(name) for name in POLICY_NAMES], min_length=1,
+        max_length=len(POLICY_NAMES))
+    fleet_size: int = Field(default=10, ge=1, le=500, description="instances per fleet")
+    runs: int = Field(default=100, ge=1, le=1000, description="fleets, each from a random start tick")
+    hours: Number | None = Field(default=None, gt=0, le=1e5,
+                                 description="hours per run, within the history; default: half of it")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    restart_hours: Number = Field(default=0.1, ge=0, le=1e4, description="downtime of an interrupted instance")
+    decision_interval_s: Number = Field(
+        default=DEFAULT_DECISION_INTERVAL_S, ge=0, le=86_400,
+        description="consult the policy this often (whole ticks; 0: every tick); interruptions at once")
+    instance_type: str | None = Field(default=None, pattern=INSTANCE_TYPE_PATTERN, examples=["p3.2xlarge"],
+                                      description="the fleet's type; default: the history's most common")
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "workload": "fleet", "policies": ["price_capacity_optimized", "risk_aware"], "fleet_size": 20,
+        "runs": 50, "hours": 48, "seed": 0}]})
+
+
+def _workload_of(value: Any) -> str | None:
+    """The body's workload; a body that names none is a deadline job (as before fleets were accepted)."""
+    if isinstance(value, dict):
+        workload = value.get("workload", "deadline")
+        return workload if isinstance(workload, str) else None
+    return getattr(value, "workload", None)
+
+
+SimulationIn = Annotated[
+    Annotated[DeadlineSimulationIn, Tag("deadline")] | Annotated[FleetSimulationIn, Tag("fleet")],
+    Discriminator(_workload_of, custom_error_type="invalid_workload",
+                  custom_error_message="workload must be 'deadline' or 'fleet'"),
+]
 
 
 class SimulationOut(BaseModel):

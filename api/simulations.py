@@ -1,10 +1,10 @@
-"""Bulk simulations behind REST: validate, submit as Ray tasks, follow progress, keep the result JSON.
+"""Bulk simulations behind REST: the job's record and progress; the backtest itself is the CLI's.
 
-The seam with the simulator is small and pure: :mod:`engine.sim` builds runs and runs a shard
-(``run_deadline_shard``), :func:`actors.simulation.shard_bounds` splits them, :mod:`engine.sim.report`
-merges and summarises. Here each shard is one Ray task; progress is the share of shards done, kept in
-memory while the job runs; the record (request, status, result or error) is in the store, so a finished
-result outlives the process. A job interrupted by a restart is reported ``failed`` ("interrupted").
+A request is checked at submission (an error names the field), then runs as an asyncio task that awaits
+:func:`actors.backtests.run_bundled_backtest`, the same path ``spot-optimizer simulate`` takes, on the
+bundled market. Progress is the share of shards done, kept in memory while the job runs; the record
+(request, status, result or error) is in the store, so a finished result outlives the process. A job
+interrupted by a restart is reported ``failed`` ("interrupted").
 """
 
 from __future__ import annotations
@@ -12,57 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import functools
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
+from actors.backtests import DeadlineRequest, FleetRequest, check_bundled, run_bundled_backtest
 from actors.store.tenancy import SimulationRecord, Tenancy, new_id
-from engine.market import MarketTrace
-from engine.sim.backtest import run_deadline_shard
-from engine.sim.clock import DeadlineJob, JobError, WorkClock
-from engine.sim.report import deadline_report, merge_outcomes
-from engine.sim.runs import DeadlineRuns, runs_from_trace
-from engine.traces import bundled_market
 
 log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class DeadlineSpec:
-    """A validated deadline-workload request (see ``api.schemas.SimulationIn``)."""
-
-    job: DeadlineJob
-    policies: tuple[str, ...]
-    n_runs: int
-    seed: int
-    risk_horizon_s: float = 3600.0
-
-
-def build_runs(spec: DeadlineSpec, trace: MarketTrace) -> DeadlineRuns:
-    """The runs of a request on the recorded market; JobError (the caller's input) when none fits."""
-    clock = WorkClock.of(spec.job, trace.tick_s)
-    return runs_from_trace(trace, clock, spec.n_runs, np.random.default_rng(spec.seed))
-
-
-def check_spec(spec: DeadlineSpec, trace: MarketTrace | None = None) -> None:
-    """Raise JobError now, at submission, for what would fail later in a worker."""
-    clock = WorkClock.of(spec.job, (trace or bundled_market()).tick_s)
-    if clock.deadline_ticks > (trace or bundled_market()).n_ticks:
-        raise JobError(f"the deadline ({spec.job.deadline_hours} h) is longer than the recorded history")
-
-
-@functools.cache
-def _remote_shard() -> Any:
-    import ray
-
-    return ray.remote(num_cpus=1, max_retries=1)(run_deadline_shard)
+BacktestRequest = DeadlineRequest | FleetRequest
 
 
 @dataclass(slots=True)
@@ -74,6 +35,9 @@ class Progress:
     def fraction(self) -> float:
         return self.done / self.total if self.total else 0.0
 
+    def update(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
+
 
 @dataclass(slots=True)
 class SimulationService:
@@ -81,12 +45,13 @@ class SimulationService:
     progress: dict[str, Progress] = field(default_factory=dict)
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
-    async def submit(self, tenant_id: str, spec: DeadlineSpec, request: dict[str, Any]) -> SimulationRecord:
-        check_spec(spec)
-        record = SimulationRecord(new_id("sim"), tenant_id, QUEUED, request, None, None, time.time(), None)
+    async def submit(self, tenant_id: str, request: BacktestRequest, request_json: dict[str, Any]) -> SimulationRecord:
+        """Check the request (``SimulationInputError`` or ``JobError``: nothing is stored), record it, start it."""
+        check_bundled(request)
+        record = SimulationRecord(new_id("sim"), tenant_id, QUEUED, request_json, None, None, time.time(), None)
         await self.tenancy.save_simulation(record)
         self.progress[record.id] = Progress()
-        self.tasks[record.id] = asyncio.create_task(self._run(record, spec), name=f"simulation:{record.id}")
+        self.tasks[record.id] = asyncio.create_task(self._run(record, request), name=f"simulation:{record.id}")
         return record
 
     async def get(self, tenant_id: str, simulation_id: str) -> tuple[SimulationRecord, Progress | None] | None:
@@ -99,22 +64,12 @@ class SimulationService:
                                       record.finished_at_s)
         return record, self.progress.get(simulation_id)
 
-    async def _run(self, record: SimulationRecord, spec: DeadlineSpec) -> None:
-        from actors.simulation import cluster_cpus, shard_bounds
-
+    async def _run(self, record: SimulationRecord, request: BacktestRequest) -> None:
         progress = self.progress[record.id]
         try:
-            runs = await asyncio.to_thread(build_runs, spec, bundled_market())
-            bounds = shard_bounds(runs.n_runs, cluster_cpus())
-            progress.total = len(bounds)
             await self.tenancy.save_simulation(_with(record, status=RUNNING))
-            remote = _remote_shard()
-            refs = [remote.remote(spec.job, runs.shard(a, b), spec.policies, spec.risk_horizon_s) for a, b in bounds]
-            parts = await self._gather(refs, progress)
-            outcomes = {name: merge_outcomes([p[name] for p in parts]) for name in spec.policies}
-            settings = {**record.request, "tick_s": runs.tick_s, "shards": len(bounds)}
-            result = deadline_report(outcomes, runs.labels, settings)
-            await self.tenancy.save_simulation(_with(record, status=SUCCEEDED, result=result,
+            result = await run_bundled_backtest(request, progress.update)
+            await self.tenancy.save_simulation(_with(record, status=SUCCEEDED, result=result.report,
                                                      finished_at_s=time.time()))
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
@@ -127,15 +82,6 @@ class SimulationService:
                                                      finished_at_s=time.time()))
         finally:
             self.tasks.pop(record.id, None)
-
-    @staticmethod
-    async def _gather(refs: Sequence[Any], progress: Progress) -> list[Any]:
-        async def one(ref: Any) -> Any:
-            value = await ref
-            progress.done += 1
-            return value
-
-        return list(await asyncio.gather(*(one(r) for r in refs)))
 
     async def close(self) -> None:
         tasks = list(self.tasks.values())

@@ -1,4 +1,4 @@
-"""The layers import one way: api -> actors -> engine. engine/ stays pure."""
+"""The layers import one way: api -> actors -> engine. engine/ stays pure; Ray is the actors' business."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ FORBIDDEN = {
     "engine": {"ray", "fastapi", "starlette", "sqlmodel", "sqlalchemy", "aioboto3", "botocore", "asyncpg",
                "aiosqlite", "uvicorn", "actors", "api"},
     "actors": {"api", "fastapi", "starlette"},
+    "api": {"ray"},  # Ray runtime code (ray.init, tasks, actor kills) lives in actors/
 }
 
 
@@ -40,3 +41,12 @@ def test_the_layer_check_catches_a_forbidden_import(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("import ray\nfrom sqlalchemy import select\n")
     assert imported_top_levels(bad) >= {"ray", "sqlalchemy"}
+
+
+@pytest.mark.parametrize("line", ["import ray", "from ray import remote", "import ray.exceptions",
+                                  "from ray.util import ActorPool"])
+def test_ray_imported_anywhere_in_api_is_caught(tmp_path: Path, line: str) -> None:
+    """Even inside a function, as the old lazy ``import ray`` of the web layer was."""
+    bad = tmp_path / "lazy.py"
+    bad.write_text(f"def start() -> None:\n    {line}\n")
+    assert imported_top_levels(bad) & FORBIDDEN["api"] == {"ray"}

@@ -7,23 +7,29 @@ naming what is wrong; the JSON report goes to ``--json``, a short table to the t
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
-import numpy.typing as npt
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from actors.simulation import RayTarget, simulate_deadline_runs, simulate_fleet_runs
+from actors.backtests import (
+    BacktestResult,
+    DeadlineRequest,
+    FleetRequest,
+    SimulationInputError,
+    deadline_plan,
+    deadline_windows_plan,
+    fleet_plan,
+    run_backtest,
+)
+from actors.ray_runtime import RayTarget
 from engine.policy import POLICY_NAMES, PolicyParams
-from engine.sim.backtest import DEADLINE_POLICY_NAMES, deadline_policy
-from engine.sim.clock import DeadlineJob, JobError, WorkClock
-from engine.sim.fleet import DEFAULT_DECISION_INTERVAL_S, FleetMarket, fleet_metrics
-from engine.sim.report import deadline_report
-from engine.sim.runs import DeadlineRuns, runs_from_trace, runs_from_windows
+from engine.sim.backtest import DEADLINE_POLICY_NAMES
+from engine.sim.clock import DeadlineJob, JobError
+from engine.sim.fleet import DEFAULT_DECISION_INTERVAL_S
 from engine.traces import Convention, TraceError, load_availability, load_market, read_json, read_windows
 
 ConventionOption = Annotated[
@@ -35,36 +41,22 @@ AddressOption = Annotated[
     typer.Option("--address", envvar="RAY_ADDRESS", help="Ray cluster address; default: a local Ray"),
 ]
 CpusOption = Annotated[int | None, typer.Option(help="local Ray workers (default: every core)")]
+# A request field -> the option that sets it, for errors the shared backtest code raises.
+OPTION_OF_FIELD = {"runs": "--runs", "policies": "--policy", "fleet_size": "--fleet-size", "hours": "--hours",
+                   "instance_type": "--instance-type", "spot_price": "--spot-price",
+                   "on_demand_price": "--on-demand-price", "risk_horizon_s": "--risk-horizon-minutes",
+                   "decision_interval_s": "--decision-interval-minutes"}
 
 
 class UsageError(ValueError):
     """Input the user must fix; exits with code 2."""
 
 
-def load_deadline_runs(
-    path: Path,
-    job: DeadlineJob,
-    n_runs: int | None,
-    seed: int,
-    convention: Convention | None,
-    with_risk: bool,
-    risk_horizon_s: float,
-) -> DeadlineRuns:
-    """Runs from a windows bundle (one per window) or a trace / bundle of traces (random starts)."""
-    doc = read_json(path)
-    if isinstance(doc, dict) and "windows" in doc:
-        windows = read_windows(path, convention)
-        clock = WorkClock.of(job, windows.tick_s)
-        chosen = windows.available if n_runs is None else windows.available[:n_runs]
-        return runs_from_windows(chosen, windows.tick_s, clock)
-    trace = load_availability(path, convention)
-    clock = WorkClock.of(job, trace.tick_s)
-    risk = None
-    if with_risk:
-        from engine.learning.series import risk_series
-
-        risk = risk_series(trace, risk_horizon_s)
-    return runs_from_trace(trace, clock, 1000 if n_runs is None else n_runs, np.random.default_rng(seed), risk)
+def usage_error(exc: SimulationInputError, data: Path) -> UsageError:
+    """The shared code's error in the CLI's words: the option to change, or the file at fault."""
+    if exc.field is None:
+        return UsageError(f"{data}: {exc.problem}")
+    return UsageError(f"{OPTION_OF_FIELD.get(exc.field, exc.field)}: {exc.problem}")
 
 
 def run_deadline(
@@ -79,34 +71,28 @@ def run_deadline(
     target: RayTarget,
     risk_horizon_s: float = 3600.0,
     show_progress: bool = True,
+    prices: Path | None = None,
 ) -> dict[str, Any]:
-    """Load, simulate, report (and plot); user errors come out as ValueError subclasses."""
-    for name in policies:
-        deadline_policy(name)  # unknown names fail here, before any work
-    if n_runs is not None and n_runs <= 0:
-        raise UsageError(f"--runs must be positive, got {n_runs}")
-    runs = load_deadline_runs(trace, job, n_runs, seed, convention, "risk_aware" in policies, risk_horizon_s)
-    outcomes = simulate_deadline_runs(job, runs, policies, target, risk_horizon_s, show_progress)
-    settings = {
-        "trace": str(trace),
-        "job_hours": job.job_hours,
-        "deadline_hours": job.deadline_hours,
-        "restart_overhead_hours": job.restart_overhead_hours,
-        "spot_price": job.spot_usd_per_hour,
-        "on_demand_price": job.on_demand_usd_per_hour,
-        "seed": seed,
-        "tick_seconds": runs.tick_s,
-        "risk_source": "risk model (engine.learning)" if runs.risk is not None else "spells observed in the run",
-    }
-    report = deadline_report(outcomes, runs.labels, settings)
-    _write_outputs(
-        report, json_out, plot,
-        f"deadline job: {job.job_hours:g} h due in {job.deadline_hours:g} h, {runs.n_runs} runs",
-        {n: o.cost_usd for n, o in outcomes.items()},
-        {n: o.restarts.astype(np.float64) for n, o in outcomes.items()},
-        "mean restarts per run (preemptions and switches)",
-    )
-    return report
+    """Load, simulate, report (and plot); user errors come out as ValueError subclasses.
+
+    A windows bundle gives one run per window; a trace (with ``prices``, the market the risk model
+    learns from, as REST's bundled market) gives random starts.
+    """
+    request = DeadlineRequest(job, tuple(policies), n_runs, seed, risk_horizon_s)
+    source = {"trace": str(trace), "prices": None if prices is None else str(prices)}
+    try:
+        request.check()  # before any file is read
+        doc = read_json(trace)
+        if isinstance(doc, dict) and "windows" in doc:
+            plan = deadline_windows_plan(request, read_windows(trace, convention), source)
+        else:
+            market = load_availability(trace, convention) if prices is None else load_market(trace, prices, convention)
+            plan = deadline_plan(request, market, source)
+    except SimulationInputError as exc:
+        raise usage_error(exc, trace) from None
+    result = _run(plan, target, show_progress, "deadline runs")
+    _write_outputs(result, json_out, plot)
+    return result.report
 
 
 def run_fleet(
@@ -129,61 +115,26 @@ def run_fleet(
     decision_interval_minutes: float = DEFAULT_DECISION_INTERVAL_S / 60.0,
 ) -> dict[str, Any]:
     """Load the market, simulate every policy's fleets, report (and plot)."""
-    if not decision_interval_minutes >= 0:
-        raise UsageError(f"--decision-interval-minutes must be >= 0, got {decision_interval_minutes}")
-    unknown = [p for p in policies if p not in POLICY_NAMES]
-    if unknown:
-        raise UsageError(f"unknown fleet policy {unknown[0]!r}; choose from {', '.join(POLICY_NAMES)}")
-    if fleet_size <= 0 or n_runs <= 0:
-        raise UsageError("--fleet-size and --runs must be positive")
-    for name, price in (("--spot-price", spot_price), ("--on-demand-price", on_demand_price)):
-        if price is not None and not price > 0:
-            raise UsageError(f"{name} must be positive, got {price}")
-    trace = load_market(availability, prices, convention=convention)
-    n_ticks = trace.n_ticks // 2 if hours is None else round(hours * 3600.0 / trace.tick_s)
-    if not 0 < n_ticks <= trace.n_ticks:
-        raise UsageError(f"--hours must be within the trace's {trace.n_ticks * trace.tick_s / 3600:.1f} h, got {hours}")
-    from engine.learning.series import risk_series
-
-    risk = risk_series(trace, params.risk_horizon_s)
+    request = FleetRequest(tuple(policies), fleet_size, n_runs, hours, seed, params, decision_interval_minutes * 60.0,
+                           instance_type, spot_price, on_demand_price)
+    source = {"availability": str(availability), "prices": None if prices is None else str(prices)}
     try:
-        market = FleetMarket.of(trace, risk, params.risk_horizon_s, spot_price, on_demand_price, instance_type)
-    except ValueError as exc:
-        raise UsageError(f"{availability}: {exc}") from None
-    rng = np.random.default_rng(seed)
-    starts = rng.integers(0, trace.n_ticks - n_ticks + 1, size=n_runs)
-    outcomes = simulate_fleet_runs(
-        market, policies, starts, n_ticks, fleet_size, params, target, show_progress, decision_interval_minutes * 60.0
-    )
-    every = max(1, round(decision_interval_minutes * 60.0 / trace.tick_s))
-    report = {
-        "workload": "fleet",
-        "runs": n_runs,
-        "settings": {
-            "availability": str(availability),
-            "prices": None if prices is None else str(prices),
-            "fleet_size": fleet_size,
-            "hours_per_run": n_ticks * trace.tick_s / 3600.0,
-            "seed": seed,
-            "pools": [p.key for p in trace.pools],
-            "instance_type": market.instance_type,
-            "compatible_pools": [p.key for p, ok in zip(trace.pools, market.compatible, strict=True) if ok],
-            "decision_interval_s": every * trace.tick_s,
-            "restart_hours": params.restart_hours,
-            "spot_price": "from the trace" if spot_price is None else spot_price,
-            "on_demand_price": [float(x) for x in market.on_demand_price],
-        },
-        "policies": {name: fleet_metrics(out) for name, out in outcomes.items()},
-    }
-    _write_outputs(
-        report, json_out, plot,
-        f"fleet of {fleet_size}, {n_runs} runs of {n_ticks * trace.tick_s / 3600:.0f} h",
-        {n: o.cost_usd for n, o in outcomes.items()},
-        {n: o.interruptions.astype(np.float64) for n, o in outcomes.items()},
-        "mean interruptions per run",
-        cost_label="fleet cost per run (USD)",
-    )
-    return report
+        if not decision_interval_minutes >= 0:
+            raise SimulationInputError("decision_interval_s", f"must be >= 0, got {decision_interval_minutes}")
+        plan = fleet_plan(request, load_market(availability, prices, convention=convention), source)
+    except SimulationInputError as exc:
+        raise usage_error(exc, availability) from None
+    result = _run(plan, target, show_progress, "fleet runs")
+    _write_outputs(result, json_out, plot)
+    return result.report
+
+
+def _run(plan: Any, target: RayTarget, show_progress: bool, label: str) -> BacktestResult:
+    """The plan on Ray, with a progress bar that advances as shards finish."""
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  disable=not show_progress, transient=True) as progress:
+        task = progress.add_task(label, total=None)
+        return run_backtest(plan, target, lambda done, total: progress.update(task, completed=done, total=total))
 
 
 def _fleet_table(report: dict[str, Any]) -> Table:
@@ -244,6 +195,9 @@ def register(app: typer.Typer) -> None:
         ] = None,
         plot: Annotated[Path | None, typer.Option(help="write a PNG comparing the policies")] = None,
         convention: ConventionOption = None,
+        prices: Annotated[Path | None, typer.Option(
+            help="prices of the trace's pools (joint prices or AWS spot price history): the risk model "
+                 "learns from them too, as it does on the server's bundled market")] = None,
         risk_horizon_minutes: Annotated[float, typer.Option(help="risk model horizon, minutes")] = 60.0,
         address: AddressOption = None,
         num_cpus: CpusOption = None,
@@ -262,6 +216,7 @@ def register(app: typer.Typer) -> None:
                 plot,
                 RayTarget(address, num_cpus),
                 risk_horizon_minutes * 60.0,
+                prices=prices,
             )
         except (JobError, TraceError, UsageError, OSError) as exc:
             raise _fail(str(exc)) from None
@@ -327,20 +282,12 @@ def register(app: typer.Typer) -> None:
     app.add_typer(simulate_app, name="simulate")
 
 
-def _write_outputs(
-    report: dict[str, Any],
-    json_out: Path,
-    plot: Path | None,
-    title: str,
-    costs: Mapping[str, npt.NDArray[np.float64]],
-    disruptions: Mapping[str, npt.NDArray[np.float64]],
-    disruption_label: str,
-    cost_label: str = "cost per run (USD)",
-) -> None:
+def _write_outputs(result: BacktestResult, json_out: Path, plot: Path | None) -> None:
     """The JSON report, and the comparison plot when asked for (matplotlib is imported only then)."""
     json_out.parent.mkdir(parents=True, exist_ok=True)
-    json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    json_out.write_text(json.dumps(result.report, indent=2) + "\n", encoding="utf-8")
     if plot is not None:
         from api.commands.simulate_plot import plot_policies
 
-        plot_policies(plot, title, costs, disruptions, disruption_label, cost_label=cost_label)
+        plot_policies(plot, result.title, result.costs, result.disruptions, result.disruption_label,
+                      cost_label=result.cost_label)

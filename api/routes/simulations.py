@@ -6,11 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from actors.backtests import DeadlineRequest, FleetRequest, SimulationInputError
 from actors.store.tenancy import SimulationRecord
 from api.deps import RuntimeDep, TenantDep
 from api.errors import Conflict, InvalidInput, NotFound
-from api.schemas import ERRORS, SimulationIn, SimulationOut, SimulationsOut
-from api.simulations import SUCCEEDED, DeadlineSpec, Progress
+from api.schemas import ERRORS, DeadlineSimulationIn, FleetSimulationIn, SimulationIn, SimulationOut, SimulationsOut
+from api.simulations import SUCCEEDED, BacktestRequest, Progress
+from engine.policy import PolicyParams
 from engine.sim.clock import DeadlineJob, JobError
 
 router = APIRouter(prefix="/api/v1/simulations", tags=["simulations"], responses=ERRORS)
@@ -24,16 +26,29 @@ def simulation_out(record: SimulationRecord, progress: Progress | None) -> Simul
         result_path=f"/api/v1/simulations/{record.id}/result" if record.status == SUCCEEDED else None)
 
 
+def backtest_request(body: DeadlineSimulationIn | FleetSimulationIn) -> BacktestRequest:
+    """The body as the request the CLI builds from its options (JobError: an impossible job)."""
+    if isinstance(body, FleetSimulationIn):
+        return FleetRequest(tuple(str(p.value) for p in body.policies), body.fleet_size, body.runs, body.hours,
+                            body.seed, PolicyParams(restart_hours=body.restart_hours), body.decision_interval_s,
+                            body.instance_type)
+    job = DeadlineJob(body.job.job_hours, body.job.deadline_hours, body.job.restart_overhead_hours,
+                      body.job.spot_usd_per_hour, body.job.on_demand_usd_per_hour)
+    return DeadlineRequest(job, tuple(str(p.value) for p in body.policies), body.runs, body.seed, body.risk_horizon_s)
+
+
 @router.post("", status_code=202)
 async def submit(body: SimulationIn, principal: TenantDep, runtime: RuntimeDep) -> SimulationOut:
-    """Start a bulk backtest of the deadline-job workload on the recorded history, sharded over Ray."""
+    """Start a bulk backtest on the recorded history, sharded over Ray: the deadline-job workload (the
+    default) or ``"workload": "fleet"``; the same request gives the same result as ``spot-optimizer simulate``
+    on the bundled files."""
     try:
-        job = DeadlineJob(body.job.job_hours, body.job.deadline_hours, body.job.restart_overhead_hours,
-                          body.job.spot_usd_per_hour, body.job.on_demand_usd_per_hour)
-        spec = DeadlineSpec(job, tuple(str(p.value) for p in body.policies), body.runs, body.seed)
-        record = await runtime.simulations.submit(principal.tenant_id or "", spec, body.model_dump(mode="json"))
+        request = backtest_request(body)
+        record = await runtime.simulations.submit(principal.tenant_id or "", request, body.model_dump(mode="json"))
     except JobError as exc:
         raise InvalidInput(f"body.job: {exc}") from None
+    except SimulationInputError as exc:
+        raise InvalidInput(f"body.{exc.field}: {exc.problem}" if exc.field else exc.problem) from None
     return simulation_out(record, runtime.simulations.progress.get(record.id))
 
 
