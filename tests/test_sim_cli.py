@@ -221,3 +221,11 @@ def test_fleet_without_prices_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "no spot prices" in " ".join(result.output.split())
+
+
+def test_fleet_hours_beyond_the_trace_name_the_option(tmp_path: Path) -> None:
+    path = write_trace(tmp_path / "us-west-2a_v100_1.json", [1] * 50, convention="available")
+    result = runner.invoke(app, ["simulate", "fleet", "--availability", str(path), "--spot-price", "1",
+                                 "--on-demand-price", "3", "--hours", "1000", "--json", str(tmp_path / "f.json")])
+    assert result.exit_code == 2
+    assert "--hours: must be within the trace's 8.3 h, got 1000.0" in " ".join(result.output.split())

@@ -52,3 +52,25 @@ def test_fleet_fan_out_matches_a_single_process(ray_session: object) -> None:
     for name in ("risk_aware", "reactive"):
         np.testing.assert_allclose(fanned[name].cost_usd, local[name].cost_usd)
         np.testing.assert_array_equal(fanned[name].interruptions, local[name].interruptions)
+
+
+@pytest.mark.ray
+def test_progress_is_reported_as_each_shard_lands_from_a_thread_or_an_event_loop(ray_session: object) -> None:
+    import asyncio
+
+    from actors.simulation import merge_deadline, submit_deadline
+
+    job = DeadlineJob(2, 3, 0.1, 1.0, 3.0)
+    clock = WorkClock.of(job, 600)
+    windows = list(np.random.default_rng(3).random((40, clock.horizon_ticks)) < 0.6)
+    runs = runs_from_windows(windows, 600.0, clock)
+    seen: list[tuple[int, int]] = []
+    fanned = simulate_deadline_runs(job, runs, ["greedy"], on_progress=lambda d, t: seen.append((d, t)),
+                                    n_shards=5)
+    assert seen == [(k, 5) for k in range(1, 6)]
+
+    seen_async: list[tuple[int, int]] = []
+    shards = submit_deadline(job, runs, ["greedy"], n_shards=5)
+    parts = asyncio.run(shards.wait_async(lambda d, t: seen_async.append((d, t))))
+    assert seen_async == seen
+    np.testing.assert_allclose(merge_deadline(parts, ["greedy"])["greedy"].cost_usd, fanned["greedy"].cost_usd)
