@@ -8,7 +8,9 @@ in this one object, so a backtest runs the same bookkeeping the live actor does:
 * ``interrupted``: its spot capacity was taken back (or it has no home yet), so it must move;
 * the dwell clock ``last_move_s`` and the return-to-spot memory ``spot_better_since_s``;
 * the disruption budget: a *sliding* window of voluntary moves per fleet (:class:`MoveWindow`);
-* pool occupancy, derived from the placements (:meth:`FleetState.occupancy`).
+* pool occupancy, derived from the placements (:meth:`FleetState.occupancy`);
+* ``stopped``: hibernated by a schedule (:mod:`engine.hibernation`): it runs nowhere, costs nothing, is
+  taken back by no pool and decided by no policy until it wakes, placed then as an instance with no home.
 
 It builds the :class:`~engine.policy.base.FleetView` a policy decides on and applies what was decided. It
 knows nothing of instance ids, prices or time sources: callers map their own identities onto rows and pass
@@ -101,6 +103,11 @@ class FleetState:
     spot_better_since_s: FloatArray  # (N,) since when spot has beaten on-demand for it; NaN when not
     fleet: IntArray  # (N,) fleet index of each instance
     moves: MoveWindow  # the fleets' voluntary moves in the budget window
+    stopped: BoolArray = field(default_factory=lambda: np.zeros(0, bool))  # (N,) hibernated; pool: where it was
+
+    def __post_init__(self) -> None:
+        if self.stopped.shape != self.pool.shape:  # built without it: nothing is stopped
+            self.stopped = np.zeros(self.pool.shape, bool)
 
     @classmethod
     def empty(cls) -> FleetState:
@@ -151,6 +158,7 @@ class FleetState:
         self.last_move_s = np.append(self.last_move_s, float(last_move_s))
         self.spot_better_since_s = np.append(self.spot_better_since_s, np.nan)
         self.fleet = np.append(self.fleet, np.intp(fleet))
+        self.stopped = np.append(self.stopped, False)
         return self.n_instances - 1
 
     def reset(self, row: int, pool: int, on_demand: bool, interrupted: bool, fleet: int) -> None:
@@ -163,6 +171,7 @@ class FleetState:
         self.on_demand[row] = on_demand
         self.interrupted[row] = interrupted
         self.spot_better_since_s[row] = np.nan
+        self.stopped[row] = False
 
     def take(self, rows: IntArray) -> None:
         """Keep only ``rows``, in that order (instances that left are dropped; fleets and budget stay)."""
@@ -172,6 +181,7 @@ class FleetState:
         self.last_move_s = self.last_move_s[rows]
         self.spot_better_since_s = self.spot_better_since_s[rows]
         self.fleet = self.fleet[rows]
+        self.stopped = self.stopped[rows]
 
     # -- the cloud takes capacity back ----------------------------------------------------------------------
     def interrupt(self, lost_pool: BoolArray, market_row: IntArray | None = None) -> BoolArray:
@@ -187,16 +197,43 @@ class FleetState:
         housed = self.pool >= 0
         at = np.maximum(self.pool, 0)
         lost_here = lost_pool[0, at] if market_row is None else lost_pool[market_row, at]
-        lost: BoolArray = lost_here & housed & ~self.on_demand & ~self.interrupted
+        lost: BoolArray = lost_here & housed & ~self.on_demand & ~self.interrupted & ~self.stopped
         if lost.any():
             self.interrupted |= lost
         return lost
 
     def interrupt_rows(self, rows: IntArray) -> BoolArray:
         """A cloud's warnings for these rows: the spot ones not yet interrupted are; returns which were newly."""
-        newly: BoolArray = ~self.on_demand[rows] & ~self.interrupted[rows]
+        newly: BoolArray = ~self.on_demand[rows] & ~self.interrupted[rows] & ~self.stopped[rows]
         self.interrupted[rows[newly]] = True
         return newly
+
+    # -- schedules stop and start instances -----------------------------------------------------------------
+    def awake(self) -> IntArray:
+        """The rows that run (not hibernated), in row order."""
+        rows: IntArray = np.flatnonzero(~self.stopped).astype(np.intp)
+        return rows
+
+    def hibernate(self, rows: IntArray) -> None:
+        """Stop ``rows``: they keep their pool and lifecycle as where they were, and no placement memory.
+
+        >>> s = FleetState.homeless(np.array([0, 0]), 1)
+        >>> _ = s.move(np.arange(2), np.array([0, 1]), np.zeros(2, bool), 0.0)
+        >>> s.hibernate(np.array([1])); s.awake().tolist(), s.occupancy(2).tolist()
+        ([0], [[1, 0]])
+        """
+        self.stopped[rows] = True
+        self.interrupted[rows] = False
+        self.spot_better_since_s[rows] = np.nan
+
+    def wake(self, rows: IntArray, target_pool: IntArray, target_on_demand: BoolArray, now_s: float) -> None:
+        """``rows`` run again at the placement a policy chose for them (a wake is no voluntary move: it
+        spends no budget), their dwell clock starting now."""
+        self.stopped[rows] = False
+        self.pool[rows] = target_pool
+        self.on_demand[rows] = target_on_demand
+        self.interrupted[rows] = False
+        self.last_move_s[rows] = now_s
 
     # -- deciding -------------------------------------------------------------------------------------------
     def budget_left(self, now_s: float, params: PolicyParams) -> IntArray:
@@ -261,6 +298,6 @@ class FleetState:
         [[0, 2], [1, 0]]
         """
         counts = np.zeros((self.n_fleets, n_pools), dtype=np.intp)
-        staying = ~self.on_demand & ~self.interrupted & (self.pool >= 0)
+        staying = ~self.on_demand & ~self.interrupted & ~self.stopped & (self.pool >= 0)
         np.add.at(counts, (self.fleet[staying], self.pool[staying]), 1)
         return counts

@@ -6,7 +6,8 @@ valid, so a bad batch changes nothing), ``decide(now_s)`` returns one explained 
 ``apply`` records that a decision was carried out. ``snapshot``/``restore`` checkpoint everything.
 No clock, no I/O: time comes in as ``now_s``. The fleet's bookkeeping (placements, dwell clock, return-to-spot
 memory, the budget window) is a :class:`~engine.fleet_state.FleetState`, the same object the fleet simulator
-keeps, so a backtest follows the rules this engine does.
+keeps, so a backtest follows the rules this engine does. Hibernation schedules (``engine/hibernation.py``) stop
+instances outside their windows and wake them through the policy's placement, on the same ``now_s``.
 """
 
 from __future__ import annotations
@@ -14,18 +15,20 @@ from __future__ import annotations
 import math
 import pickle
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn, Protocol
 
 import numpy as np
 
+from engine.capacity import CAPACITY_WINDOW_S, updated_capacity
 from engine.fleet_state import FleetState
+from engine.hibernation import Hibernation, asleep_decision, hibernate_decision, wake_decision
 from engine.policy import Policy, PolicyParams, make_policy
 from engine.policy.base import FleetView, MarketView
 from engine.policy.explain import explain
 from engine.types import Action, AvailabilityPoint, Decision, Instance, Lifecycle, Pool, PricePoint
 
-SNAPSHOT_VERSION = 2  # 2: the fleet as a FleetState
+SNAPSHOT_VERSION = 3  # 2: the fleet as a FleetState; 3: hibernation (a version 2 snapshot restores, none stopped)
 
 
 class BatchRejected(ValueError):
@@ -63,7 +66,7 @@ class PoolState:
     price_at_s: float = math.nan
     available: bool = True
     availability_at_s: float = math.nan
-    capacity_score: float = 1.0  # time-weighted recent availability share
+    capacity_score: float = 1.0  # time-weighted recent availability share (engine.capacity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +136,7 @@ class RegionEngine:
     risk_model: RiskEstimator | None = None
     price_model: PriceEstimator | None = None
     compatible_types: Callable[[str], Collection[str]] = field(default=lambda t: (t,))
-    capacity_window_s: float = 6 * 3600.0
+    capacity_window_s: float = CAPACITY_WINDOW_S  # the capacity score's memory (engine.capacity)
     pools: dict[Pool, PoolState] = field(default_factory=dict)
     fleet_state: FleetState = field(default_factory=FleetState.empty)  # rows in instance-id order
     instance_ids: list[str] = field(default_factory=list)  # sorted; row i of fleet_state
@@ -141,6 +144,7 @@ class RegionEngine:
     fleet_names: list[str] = field(default_factory=list)  # fleet index -> name; names are never dropped
     last_observed_s: float = -math.inf
     notices: dict[Pool, float] = field(default_factory=dict)  # pool -> until when a cloud's notice holds it
+    hibernation: Hibernation = field(default_factory=Hibernation)  # the account's schedules, instance tags
     _order: PoolOrder | None = field(default=None, init=False, repr=False, compare=False)
     _rows: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
     _fleet_index: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -180,7 +184,8 @@ class RegionEngine:
         return Instance(
             instance_id=self.instance_ids[row],
             pool=self.pool_order().pools[int(state.pool[row])],
-            lifecycle=Lifecycle.ON_DEMAND if state.on_demand[row] else Lifecycle.SPOT,
+            lifecycle=Lifecycle.STOPPED if state.stopped[row] else
+            Lifecycle.ON_DEMAND if state.on_demand[row] else Lifecycle.SPOT,
             launched_at_s=self.launched_at_s[row],
             fleet=self.fleet_names[int(state.fleet[row])],
             interrupted=bool(state.interrupted[row]),
@@ -208,6 +213,8 @@ class RegionEngine:
         else:  # known: its dwell clock stays
             self.fleet_state.reset(row, column, on_demand, instance.interrupted, fleet)
             self.launched_at_s[row] = instance.launched_at_s
+        if instance.lifecycle is Lifecycle.STOPPED:
+            self.fleet_state.hibernate(np.array([row], dtype=np.intp))
 
     def _keep_rows(self, rows: Sequence[int]) -> None:
         """Keep these rows, put in instance-id order (the order decisions come in)."""
@@ -229,20 +236,25 @@ class RegionEngine:
         row = self._rows.get(instance_id)
         if row is not None:
             self._keep_rows([r for r in range(len(self.instance_ids)) if r != row])
+        self.hibernation.forget([instance_id])
 
     def sync_fleet(self, instances: Iterable[Instance], now_s: float) -> tuple[list[str], list[str]]:
         """Make the fleet exactly ``instances`` (a cloud's discovery): returns (joined, left) ids.
 
         An instance already known keeps its engine state (dwell clock, an interruption seen but not yet
         acted on) unless the cloud reports it elsewhere (another pool or lifecycle: it was moved outside).
+        An instance this engine hibernated stays though the cloud shows it no more (a cloud's discovery sees
+        running instances; a spot one was let go): it is woken when its window opens.
         """
         wanted = {i.instance_id: i for i in instances}
         for instance in wanted.values():
             if instance.pool not in self.pools:
                 raise ValueError(f"instance {instance.instance_id}: unknown pool {instance.pool.key}")
-        left = [iid for iid in self.instance_ids if iid not in wanted]
+        stopped = self.fleet_state.stopped
+        left = [iid for row, iid in enumerate(self.instance_ids) if iid not in wanted and not stopped[row]]
         if left:
-            self._keep_rows([row for row, iid in enumerate(self.instance_ids) if iid in wanted])
+            self._keep_rows([row for row, iid in enumerate(self.instance_ids) if iid in wanted or stopped[row]])
+            self.hibernation.forget(left)
         joined = []
         for iid, instance in wanted.items():
             row = self._rows.get(iid)
@@ -290,7 +302,7 @@ class RegionEngine:
         state, pools = self.fleet_state, self.pool_order().pools
         for iid in instance_ids:
             row = self._rows.get(iid)
-            if row is None or state.on_demand[row]:
+            if row is None or state.on_demand[row] or state.stopped[row]:
                 continue
             self.notice_unavailable(pools[int(state.pool[row])], now_s, hold_s)
             if state.interrupt_rows(np.array([row], dtype=np.intp))[0]:
@@ -389,17 +401,19 @@ class RegionEngine:
                 if self.notices:  # an observation replaces a notice
                     self.notices.pop(probed.pool, None)
         dt = 0.0 if not math.isfinite(self.last_observed_s) else max(0.0, now_s - self.last_observed_s)
-        decay = math.exp(-dt / self.capacity_window_s)
         order = self.pool_order()
-        for pool_state in order.states:
-            pool_state.capacity_score = decay * pool_state.capacity_score + (1 - decay) * float(pool_state.available)
+        states, keys = order.states, order.keys
+        available = np.array([s.available for s in states], dtype=bool)
+        scores = updated_capacity(np.array([s.capacity_score for s in states], dtype=np.float64), available, dt,
+                                  self.capacity_window_s)
+        for pool_state, score in zip(states, scores.tolist(), strict=True):
+            pool_state.capacity_score = score
         self.last_observed_s = max(self.last_observed_s, now_s)
 
         # The risk model learns from the state of every pool at every tick, changed or not.
-        states, keys = order.states, order.keys
         spot_price = np.array([s.price_usd_per_hour for s in states], dtype=np.float64)  # NaN: never priced
         if self.risk_model is not None and states:
-            unavailable = np.array([0.0 if s.available else 1.0 for s in states])
+            unavailable = (~available).astype(np.float64)
             on_demand = np.array([s.on_demand_usd_per_hour for s in states], dtype=np.float64)
             self.risk_model.observe_keys(now_s, keys, unavailable, {"price_ratio": spot_price / on_demand})
         if self.price_model is not None and prices:
@@ -414,7 +428,9 @@ class RegionEngine:
             return []
         # A pool whose capacity is gone takes back the spot instances in it; under a cloud's notice it does
         # not (the cloud warns each instance it takes back on its own).
-        lost = np.array([not (s.available or s.pool in self.notices) for s in states], dtype=bool)
+        lost = ~available
+        if self.notices:
+            lost &= np.array([s.pool not in self.notices for s in states], dtype=bool)
         newly = self.fleet_state.interrupt(lost[None, :])
         return [self.instance_ids[row] for row in np.flatnonzero(newly)]
 
@@ -471,10 +487,52 @@ class RegionEngine:
             return []
         market = self.market_view(now_s)
         fleet, instances = self.fleet_view(market, now_s)
+        if self.hibernation.schedules or self.fleet_state.stopped.any():
+            return self._decide_on_schedule(market, fleet, instances, now_s)
         choice = self.policy.decide(market, fleet, now_s)
         self.fleet_state.remember(choice)
         return [explain(choice, i, instance, market, fleet, now_s=now_s, policy=self.policy.name)
                 for i, instance in enumerate(instances)]
+
+    def _decide_on_schedule(self, market: MarketView, fleet: FleetView, instances: list[Instance],
+                            now_s: float) -> list[Decision]:
+        """Hibernate the running instances outside their window, keep the stopped ones asleep, and let the
+        policy decide for the rest, the waking ones placed as instances with no home (no budget spent,
+        any pool or on-demand): the normal placement path."""
+        plan = self.hibernation.plan(instances, now_s)
+        name = self.policy.name
+        decided: dict[str, Decision] = {}
+        for instance, schedule in plan.hibernate:
+            cost = self._cost_now(self._rows[instance.instance_id], market, fleet)
+            decided[instance.instance_id] = hibernate_decision(instance, schedule, cost, now_s, name)
+        for instance, schedule in plan.asleep:
+            decided[instance.instance_id] = asleep_decision(instance, schedule, now_s, name)
+        waking = {instance.instance_id: schedule for instance, schedule in plan.wake}
+        rows = np.array(sorted(self._rows[i.instance_id] for i in plan.for_policy), dtype=np.intp)
+        if rows.size:
+            homeless = np.array([self.instance_ids[r] in waking for r in rows], dtype=bool)
+            shown = _rows_of(fleet, rows)
+            placing = replace(shown, pool=np.where(homeless, -1, shown.pool),
+                              on_demand=shown.on_demand & ~homeless, interrupted=shown.interrupted | homeless)
+            choice = self.policy.decide(market, placing, now_s)
+            self.fleet_state.remember(choice, rows)
+            for i, row in enumerate(rows.tolist()):
+                decision = explain(choice, i, instances[row], market, shown, now_s=now_s, policy=name)
+                iid = self.instance_ids[row]
+                decided[iid] = wake_decision(decision, waking[iid]) if iid in waking else decision
+        return [decided[iid] for iid in self.instance_ids]
+
+    def _cost_now(self, row: int, market: MarketView, fleet: FleetView) -> float:
+        """What instance ``row`` costs per hour where it runs: its on-demand price, or its pool's latest
+        spot price (the forecast when none was observed)."""
+        if fleet.on_demand[row]:
+            return float(fleet.on_demand_price[row])
+        column = int(fleet.pool[row])
+        observed = market.pools[column]
+        price = self.pools[observed].price_usd_per_hour
+        if not math.isfinite(price):
+            price = float(market.spot_price[0, column])
+        return price if math.isfinite(price) else 0.0
 
     def apply(self, decision: Decision, now_s: float) -> Instance:
         """Record that a decision was carried out: the instance now runs at its target placement (a move of
@@ -482,10 +540,18 @@ class RegionEngine:
         row = self._rows[decision.instance_id]
         if decision.action is Action.KEEP:
             return self._instance(row)
+        rows = np.array([row], dtype=np.intp)
+        if decision.action is Action.HIBERNATE:
+            self.fleet_state.hibernate(rows)
+            return self._instance(row)
         column = self.pool_order().column.get(decision.to_pool)
         if column is None:
             raise ValueError(f"decision for {decision.instance_id}: unknown pool {decision.to_pool.key}")
         on_demand = decision.to_lifecycle is Lifecycle.ON_DEMAND
+        if decision.action is Action.WAKE:
+            self.fleet_state.wake(rows, np.array([column], dtype=np.intp), np.array([on_demand]), now_s)
+            self.launched_at_s[row] = now_s
+            return self._instance(row)
         self.fleet_state.move(np.array([row], dtype=np.intp), np.array([column], dtype=np.intp),
                               np.array([on_demand]), now_s)
         self.launched_at_s[row] = now_s
@@ -515,13 +581,24 @@ class RegionEngine:
     def restore(cls, blob: bytes, compatible_types: Callable[[str], Collection[str]] | None = None
                 ) -> RegionEngine:
         doc = pickle.loads(blob)
-        if not isinstance(doc, dict) or doc.get("version") != SNAPSHOT_VERSION:
+        if not isinstance(doc, dict) or doc.get("version") not in (2, SNAPSHOT_VERSION):
             found = doc.get("version") if isinstance(doc, dict) else type(doc).__name__
             raise ValueError(f"RegionEngine snapshot version {found!r} is not {SNAPSHOT_VERSION}")
+        if doc["version"] == 2:  # before hibernation: nothing stopped, no schedules
+            fleet_state = doc["state"]["fleet_state"]
+            fleet_state.stopped = np.zeros(fleet_state.pool.shape, bool)
         engine = cls(**doc["state"])
         if compatible_types is not None:
             engine.compatible_types = compatible_types
         return engine
+
+
+def _rows_of(view: FleetView, rows: np.ndarray[Any, np.dtype[np.intp]]) -> FleetView:
+    """The FleetView of some instances only (copies: the caller may change them)."""
+    return replace(view, market_row=view.market_row[rows], fleet=view.fleet[rows], pool=view.pool[rows],
+                   on_demand=view.on_demand[rows], interrupted=view.interrupted[rows],
+                   compatible=view.compatible[rows], on_demand_price=view.on_demand_price[rows],
+                   last_move_s=view.last_move_s[rows], spot_better_since_s=view.spot_better_since_s[rows])
 
 
 def pools_of_region(pools: Iterable[Pool], region: str) -> list[Pool]:

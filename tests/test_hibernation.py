@@ -14,8 +14,10 @@ from actors.store import Store
 from actors.store.schedules import ScheduleStore
 from actors.store.tenancy import Account, Tenancy
 from engine.hibernation import Hibernation, hibernate_decision
+from engine.policy import make_policy
+from engine.region import RegionEngine
 from engine.schedule import Schedule
-from engine.types import Action, Decision, Instance, Lifecycle, Pool, Rule
+from engine.types import Action, AvailabilityPoint, Decision, Instance, Lifecycle, Pool, PricePoint, Rule
 
 POOL = Pool("p3.2xlarge", "us-east-1a")
 OFFICE = "Mon-Fri 09:00-17:00 UTC"
@@ -207,3 +209,98 @@ async def test_observing_carries_no_hibernation_out() -> None:
     [observed] = await make_executor("observe").execute([decision])
     [simulated] = await make_executor("simulated").execute([decision])
     assert (observed.outcome, simulated.outcome) == (Outcome.SKIPPED, Outcome.APPLIED)
+
+
+# -- the region engine: a week on a schedule ------------------------------------------------------------------
+
+ZONES = ("us-east-1a", "us-east-1c", "us-east-1d")
+POOLS = tuple(Pool("p3.2xlarge", z) for z in ZONES)
+
+
+def scheduled_engine(*schedules: str, policy: str = "lowest_price") -> RegionEngine:
+    engine = RegionEngine("us-east-1", policy=make_policy(policy))
+    for pool in POOLS:
+        engine.add_pool(pool, 3.06)
+    engine.hibernation.set_schedules(schedules)
+    return engine
+
+
+def tick(engine: RegionEngine, now_s: float, prices: tuple[float, ...] = (1.0, 1.1, 1.2)) -> list[Decision]:
+    """Observe, decide and carry out every decision (as the simulated cloud does)."""
+    engine.observe([PricePoint(p, v, now_s) for p, v in zip(POOLS, prices, strict=True)], [], now_s)
+    decisions = engine.decide(now_s)
+    for decision in decisions:
+        engine.apply(decision, now_s)
+    return decisions
+
+
+def test_the_engine_hibernates_outside_the_window_and_wakes_through_placement_when_it_opens() -> None:
+    engine = scheduled_engine(OFFICE)
+    start = utc("2026-06-05 12:00")  # Friday noon
+    engine.upsert_instance(Instance("i-spot", POOLS[0], launched_at_s=start), start)
+    engine.upsert_instance(Instance("i-od", POOLS[1], Lifecycle.ON_DEMAND, launched_at_s=start), start)
+    actions: list[tuple[float, str, Action]] = []
+    for hour in range(0, 24 * 3 + 7):  # Friday noon to Monday 18:00
+        now_s = start + hour * 3600.0
+        cheapest_last = (1.3, 1.2, 0.9) if hour > 48 else (1.0, 1.1, 1.2)  # the market moved over the weekend
+        actions += [(now_s, d.instance_id, d.action) for d in tick(engine, now_s, cheapest_last)
+                    if d.action is not Action.KEEP]
+    moves = [(t, iid, a) for t, iid, a in actions if a in (Action.HIBERNATE, Action.WAKE)]
+    assert moves == [
+        (utc("2026-06-05 17:00"), "i-od", Action.HIBERNATE), (utc("2026-06-05 17:00"), "i-spot", Action.HIBERNATE),
+        (utc("2026-06-08 09:00"), "i-od", Action.WAKE), (utc("2026-06-08 09:00"), "i-spot", Action.WAKE),
+        (utc("2026-06-08 17:00"), "i-od", Action.HIBERNATE), (utc("2026-06-08 17:00"), "i-spot", Action.HIBERNATE),
+    ]
+    assert [i.lifecycle for i in engine.fleet()] == [Lifecycle.STOPPED, Lifecycle.STOPPED]
+
+
+def test_a_woken_instance_goes_where_the_policy_places_it_now() -> None:
+    engine = scheduled_engine(OFFICE)
+    friday = utc("2026-06-05 16:00")
+    engine.upsert_instance(Instance("i-1", POOLS[0], launched_at_s=friday), friday)
+    tick(engine, friday)
+    [gone] = tick(engine, utc("2026-06-05 17:00"))
+    assert (gone.action, gone.rule, gone.from_lifecycle, gone.to_lifecycle) == (
+        Action.HIBERNATE, Rule.SCHEDULE, Lifecycle.SPOT, Lifecycle.STOPPED)
+    assert gone.reason.startswith(f"outside {OFFICE}: let the spot instance go")
+    assert "saves $1.0000/h" in gone.reason and gone.saving_usd_per_hour == 1.0
+    [asleep] = tick(engine, utc("2026-06-06 12:00"))
+    assert (asleep.action, asleep.rule, asleep.to_lifecycle) == (Action.KEEP, Rule.SCHEDULE, Lifecycle.STOPPED)
+    assert "stays stopped; wakes Mon 2026-06-08 09:00 UTC" in asleep.reason
+    [woken] = tick(engine, utc("2026-06-08 09:00"), prices=(1.3, 1.2, 0.9))
+    assert (woken.action, woken.rule, woken.from_lifecycle) == (Action.WAKE, Rule.SCHEDULE, Lifecycle.STOPPED)
+    assert (woken.to_pool, woken.to_lifecycle) == (POOLS[2], Lifecycle.SPOT)  # the cheapest pool now
+    assert woken.reason.startswith(f"inside {OFFICE}: start spot {POOLS[2].key}")
+    assert engine.fleet()[0].pool == POOLS[2] and engine.fleet()[0].lifecycle is Lifecycle.SPOT
+
+
+def test_a_stopped_instance_is_taken_back_by_no_pool_and_kept_when_discovery_no_longer_sees_it() -> None:
+    engine = scheduled_engine(OFFICE)
+    saturday = utc("2026-06-06 12:00")
+    engine.upsert_instance(Instance("i-1", POOLS[0], launched_at_s=saturday), saturday)
+    engine.upsert_instance(Instance("i-2", POOLS[1], launched_at_s=saturday), saturday)
+    tick(engine, saturday)
+    assert engine.observe([], [AvailabilityPoint(POOLS[0], False, saturday + 60)], saturday + 60) == []
+    assert engine.sync_fleet([], saturday + 120) == ([], [])  # stopped: the cloud shows neither
+    assert [i.instance_id for i in engine.fleet()] == ["i-1", "i-2"]
+
+
+def test_without_schedules_the_engine_decides_as_before() -> None:
+    with_none, plain = scheduled_engine(), RegionEngine("us-east-1", policy=make_policy("lowest_price"))
+    for pool in POOLS:
+        plain.add_pool(pool, 3.06)
+    now = utc("2026-06-06 12:00")
+    for e in (with_none, plain):
+        e.upsert_instance(Instance("i-1", POOLS[1], launched_at_s=now - 86400), now)
+    assert tick(with_none, now) == tick(plain, now)
+
+
+def test_a_checkpoint_keeps_the_schedules_and_who_is_stopped() -> None:
+    engine = scheduled_engine(f"env=dev {OFFICE}")
+    saturday = utc("2026-06-06 12:00")
+    engine.hibernation.set_tags({"i-1": {"env": "dev"}})
+    engine.upsert_instance(Instance("i-1", POOLS[0], launched_at_s=saturday), saturday)
+    tick(engine, saturday)
+    restored = RegionEngine.restore(engine.snapshot())
+    assert [str(s) for s in restored.hibernation.schedules] == [f"env=dev {OFFICE}"]
+    assert restored.fleet()[0].lifecycle is Lifecycle.STOPPED and restored.hibernation.tags["i-1"] == {"env": "dev"}
