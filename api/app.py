@@ -13,6 +13,7 @@ from api import routes, ws
 from api.errors import NotFound, install_error_handlers
 from api.limits import BodySizeLimit
 from api.routes import schedules as schedule_routes
+from api.routes import webhooks
 from api.runtime import Runtime
 from api.settings import Settings
 
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None, runtime_factory: RuntimeFactory
     app.include_router(routes.router)
     app.include_router(schedule_routes.router)
     app.include_router(ws.router)
+    app.include_router(webhooks.router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def dashboard() -> str:

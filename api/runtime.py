@@ -27,6 +27,7 @@ from actors.stream import Entry, encode, parse_stream_key
 from actors.supervisor import Supervisor
 from api.auth import TokenBucket
 from api.fanout import Fanout
+from api.notify import start_webhooks
 from api.settings import Settings
 from api.simulations import SimulationService
 from engine.market import MarketTrace
@@ -112,6 +113,7 @@ class Runtime:
         fanout.fill_gap = runtime.events_between
         runtime.tasks.append(asyncio.create_task(fanout.heartbeats(settings.ws_heartbeat_s, runtime.stop),
                                                  name="heartbeats"))
+        runtime.tasks += start_webhooks(store, settings, runtime.stop)  # the webhook consumer (api/notify.py)
         registry.current_tick = runtime.current_tick
         try:
             if settings.bootstrap_demo_tenant:
