@@ -14,11 +14,11 @@ import functools
 import logging
 import random
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actors.region_config import RegionConfig
 from actors.store import Store, StreamEvent
-from actors.store.codec import decision_to_json
+from actors.store.decision_json import decision_to_json
 from actors.store.errors import InvalidRecordError
 from actors.stream import Entry, encode, stream_key
 from actors.unsaved import PendingTick, UnsavedTicks
@@ -55,6 +55,11 @@ class Recording:
     _fleet_at_s: float
     _pruned_at_s: float
     _prune_task: asyncio.Task[None] | None
+
+    if TYPE_CHECKING:  # the actor's, and the checkpointing mixin's
+        async def _open_store(self) -> Store | None: ...
+
+        def stream_host(self) -> Any: ...
 
     async def _record(self, decisions: list[Decision],
                       topics: dict[str, list[dict[str, Any]]]) -> dict[str, list[Entry]]:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from actors.store import codec
-from actors.store.codec import DecisionRecord, decision_from_json, decision_to_json, record_from_json
+from actors.store.decision_json import DecisionRecord, decision_from_json, decision_to_json, record_from_json
 from actors.store.errors import InvalidRecordError
 from engine.types import Action, Candidate, Decision, Instance, Lifecycle, Pool, Rule
 
@@ -239,7 +239,7 @@ def test_an_instance_with_a_bad_lifecycle_is_refused() -> None:
         codec.instance_to_row("demo", "us-east-1", replace(make_instance(), lifecycle="leased"), T0_S)
 
 
-@pytest.mark.parametrize("module", ["actors.store.codec", "actors.store.db"])
+@pytest.mark.parametrize("module", ["actors.store.decision_json", "actors.store.fields", "actors.store.db"])
 def test_store_doctests_pass(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0

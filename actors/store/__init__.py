@@ -7,10 +7,11 @@ production; the same code and the same tests run on both.
 
 from actors.store import tenancy_tables as _tenancy_tables  # noqa: F401  (registers the tenancy tables in METADATA)
 from actors.store.checkpoints import KEEP_CHECKPOINTS, CheckpointRecord
-from actors.store.codec import DecisionRecord, decision_from_json, decision_to_json
+from actors.store.decision_json import DecisionRecord, decision_from_json, decision_to_json
 from actors.store.errors import DatabaseUnavailableError, DatabaseURLError, InvalidRecordError, StoreError
-from actors.store.events import DECISIONS_TOPIC, EVENT_TOPICS, StreamEvent
+from actors.store.events import StreamEvent
 from actors.store.repository import MAX_PAGE, MAX_REPLAY, Store
+from actors.topics import DECISIONS_TOPIC, EVENT_TOPICS
 
 __all__ = [
     "DECISIONS_TOPIC",

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from actors.store.codec import _epoch, _seq
 from actors.store.errors import InvalidRecordError
+from actors.store.fields import check_epoch, check_seq
 from actors.topics import DECISIONS_TOPIC, EVENT_TOPICS
 
 _EVENT_TOPICS = frozenset(EVENT_TOPICS)
@@ -81,8 +81,8 @@ def event_to_row(account: str, region: str, event: StreamEvent) -> dict[str, Any
         "account": account,
         "region": region,
         "topic": check_topic(event.topic),
-        "seq": _seq(event.seq, "seq"),
-        "at_s": _epoch(event.at_s, "at_s"),
+        "seq": check_seq(event.seq, "seq"),
+        "at_s": check_epoch(event.at_s, "at_s"),
         "payload": check_payload(event.payload),
     }
 

@@ -22,10 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from actors.store import codec, db, writer
 from actors.store.checkpoints import KEEP_CHECKPOINTS, CheckpointRecord, checkpoint_from_row, checkpoint_row
-from actors.store.codec import DecisionRecord
 from actors.store.db import BEGIN_MODE_OPTION
+from actors.store.decision_json import DecisionRecord
 from actors.store.errors import DatabaseUnavailableError, InvalidRecordError
 from actors.store.events import StreamEvent, check_topic, event_from_row, event_to_row
+from actors.store.fields import check_string
 from actors.store.migrate import current_revision, head_revision, upgrade
 from actors.store.tables import ACCOUNT_MAX_LEN, CHECKPOINTS, DECISIONS, INSTANCES, REGION_MAX_LEN, STREAM_EVENTS
 from actors.topics import DECISIONS_TOPIC, EVENT_TOPICS
@@ -413,8 +414,8 @@ def _event_rows(account: str, region: str, events: Sequence[StreamEvent]) -> lis
     """Validated ``stream_events`` rows; errors name ``events[i].field``."""
     if not events:
         return []
-    codec._string(account, "account", ACCOUNT_MAX_LEN)
-    codec._string(region, "region", REGION_MAX_LEN)
+    check_string(account, "account", ACCOUNT_MAX_LEN)
+    check_string(region, "region", REGION_MAX_LEN)
     rows: list[dict[str, Any]] = []
     seen: set[tuple[str, int]] = set()
     for i, event in enumerate(events):
