@@ -7,12 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine.fleet_state import FleetState
 from engine.learning.series import risk_series
 from engine.market import MarketTrace
 from engine.policy import PolicyParams, make_policy
+from engine.policy.base import ACTION_CODE, Choice
 from engine.sim.fleet import FleetMarket, fleet_metrics, simulate_fleet
 from engine.traces import load_availability
-from engine.types import Pool
+from engine.types import Action, Pool
 
 POOLS = (Pool("m5.large", "us-east-1a"), Pool("m5.large", "us-east-1b"))
 
@@ -122,3 +124,26 @@ def test_decision_interval_delays_voluntary_moves_but_never_interruptions() -> N
     assert int(every_tick.interruptions[0]) == 0
     assert int(slow.interruptions[0]) == 1
     assert slow.spot_hours_by_pool[0, 1] == pytest.approx(5 / 6)  # placed in b the tick a went away
+
+
+def test_the_simulated_budget_is_a_sliding_window_as_live() -> None:
+    # The cheap pool alternates every tick, so lowest_price wants a voluntary move at every tick; one move
+    # per 30 minutes (3 ticks of 10 minutes) is allowed. A move at tick 1 counts until tick 4 exactly: a
+    # sliding window, not one that resets every 30 minutes (which would allow the next move at tick 3).
+    prices = [[0.2, 0.4] if t % 2 == 0 else [0.4, 0.2] for t in range(12)]
+    m = market([[True, True]] * 12, prices)
+    params = PolicyParams(min_dwell_s=0.0, budget_per_window=1, budget_window_s=1800.0)
+    moved_at: list[int] = []
+    left: list[int] = []
+
+    def record(step: int, now_s: float, state: FleetState, choice: Choice | None) -> None:
+        assert choice is not None
+        if step and (choice.action != ACTION_CODE[Action.KEEP]).any():
+            moved_at.append(step)
+        left.append(int(state.budget_left(now_s, params)[0]))
+
+    out = simulate_fleet(m, make_policy("lowest_price", params), np.array([0]), 12, 1, decision_interval_s=0,
+                         on_tick=record)
+    assert moved_at == [1, 4, 7, 10]
+    assert left == [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+    assert int(out.replacements[0]) == 4

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from engine.capacity import CAPACITY_WINDOW_S, capacity_series
 from engine.catalog import Catalog, UnknownInstanceType, default_catalog
 from engine.fleet_state import FleetState
 from engine.market import MarketTrace
@@ -90,9 +91,10 @@ class FleetMarket:
     spot_price: FloatArray  # (T, P)
     on_demand_price: FloatArray  # (P,)
     risk: FloatArray  # (T, P) causal P(unavailable within the horizon)
-    capacity_score: FloatArray  # (T, P) recent availability share
+    capacity_score: FloatArray  # (T, P) recent availability share, as the live engine scores it
     instance_type: str  # the fleet's type
     compatible: BoolArray  # (P,) pools able to run it
+    risk_horizon_s: float = 3600.0  # the horizon ``risk`` predicts over
 
     @property
     def fleet_on_demand_price(self) -> float:
@@ -110,9 +112,12 @@ class FleetMarket:
         on_demand_price: float | None = None,
         instance_type: str | None = None,
         catalog: Catalog | None = None,
+        capacity_window_s: float = CAPACITY_WINDOW_S,
     ) -> FleetMarket:
-        """Fill in prices (constants where the trace has none), the capacity score, the fleet's type (the
-        most common of the bundle unless given) and the pools compatible with it."""
+        """Fill in prices (constants where the trace has none), the capacity score (the live engine's, as if
+        it had observed the trace from its first tick: :func:`engine.capacity.capacity_series`), the fleet's
+        type (the most common of the bundle unless given) and the pools compatible with it. ``horizon_s`` is
+        the horizon ``risk`` predicts over."""
         if spot_price is not None:
             spot = np.full(trace.available.shape, float(spot_price))
         elif trace.spot_price is not None:
@@ -134,21 +139,8 @@ class FleetMarket:
                 f"no pool of the trace can run {kind}: its pools are "
                 f"{', '.join(sorted({p.instance_type for p in trace.pools}))}"
             )
-        share = recent_share(trace.available, max(1, round(horizon_s / trace.tick_s)))
-        return cls(trace, spot, od, risk, share, kind, compatible)
-
-
-def recent_share(available: npt.NDArray[np.bool_], window: int) -> FloatArray:
-    """Causal share of the last ``window`` ticks (this one included) a pool was available.
-
-    >>> recent_share(np.array([[True], [False], [False], [True]]), 2).ravel().tolist()
-    [1.0, 0.5, 0.0, 0.5]
-    """
-    c = np.cumsum(np.vstack([np.zeros((1, available.shape[1])), available]), axis=0)
-    t = np.arange(1, available.shape[0] + 1)
-    lo = np.maximum(0, t - window)
-    share: FloatArray = (c[t] - c[lo]) / (t - lo)[:, None]
-    return share
+        share = capacity_series(trace.available, trace.tick_s, capacity_window_s)
+        return cls(trace, spot, od, risk, share, kind, compatible, float(horizon_s))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
