@@ -23,9 +23,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from engine.types import Action, Decision, Pool
+from engine.types import Action, Decision, Lifecycle, Pool
 
-STOPPED = "stopped"  # the lifecycle of a hibernated instance: it exists, costs nothing, and runs again at WAKE
+STOPPED = Lifecycle.STOPPED.value  # a hibernated instance: it exists, costs nothing, and runs again at WAKE
 
 
 @dataclass(frozen=True, slots=True)
