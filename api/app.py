@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from api import routes, ws
 from api.errors import NotFound, install_error_handlers
 from api.limits import BodySizeLimit
+from api.routes import reports as report_routes
 from api.routes import schedules as schedule_routes
 from api.routes import webhooks
 from api.runtime import Runtime
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None, runtime_factory: RuntimeFactory
     app.add_middleware(BodySizeLimit, max_bytes=resolved.max_body_bytes)
     app.include_router(routes.router)
     app.include_router(schedule_routes.router)
+    app.include_router(report_routes.router)
     app.include_router(ws.router)
     app.include_router(webhooks.router)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from api.commands import db, evaluate, serve, simulate
+from api.commands import db, evaluate, report, serve, simulate
 
 app = typer.Typer(
     name="spot-optimizer",
@@ -17,6 +17,7 @@ serve.register(app)
 simulate.register(app)
 evaluate.register(app)
 db.register(app)
+report.register(app)
 
 
 def main() -> None:
