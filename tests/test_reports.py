@@ -24,7 +24,7 @@ from actors.feeds.replay import ReplayFeed
 from actors.region import RegionActor
 from actors.region_config import RegionConfig
 from actors.registry import on_demand_price
-from actors.store import Store
+from actors.store import Store, StreamEvent
 from actors.store.reports import stream_savings
 from actors.store.tenancy import Account, Tenancy
 from api.app import create_app
@@ -408,3 +408,46 @@ def test_cli_bad_input_exits_2_naming_the_option(week: StoredWeek, tmp_path: Pat
     assert result.exit_code == 2, result.output
     assert says in result.output
     assert not (tmp_path / "r.png").exists()
+
+
+# --- the store's side, on SQLite and PostgreSQL ------------------------------------------------------
+
+def fleet_event(seq: int, at_s: float, fleet: dict[str, tuple[Pool, str]]) -> StreamEvent:
+    instances = [{"instance_id": i, "pool": pool.key, "lifecycle": lifecycle, "fleet": "default",
+                  "launched_at_s": at_s, "interrupted": False} for i, (pool, lifecycle) in fleet.items()]
+    return StreamEvent("instances", seq, at_s, json.dumps({"at_s": at_s, "instances": instances, "seq": seq}))
+
+
+def prices_event(seq: int, at_s: float, prices: dict[Pool, float]) -> StreamEvent:
+    doc = {"at_s": at_s, "prices": [{"pool": p.key, "price_usd_per_hour": v} for p, v in prices.items()],
+           "availability": [], "seq": seq}
+    return StreamEvent("prices", seq, at_s, json.dumps(doc))
+
+
+async def test_the_store_side_reads_decisions_snapshots_and_price_ticks_on_both_backends(store: Store) -> None:
+    h = 3600.0
+    spot, od, stopped = Lifecycle.SPOT, Lifecycle.ON_DEMAND, Lifecycle.STOPPED
+    ticks: list[tuple[list[tuple[int, Decision]], list[StreamEvent]]] = [
+        ([(1, decision()), (2, decision(instance_id="i-2", from_pool=POOL_B, from_lifecycle=od))],
+         [prices_event(1, T0, {POOL_A: 0.03, POOL_B: 0.02})]),
+        ([], [prices_event(2, T0 + 6 * h, {POOL_A: 0.05})]),
+        ([(3, decision(Action.REPLACE, Rule.SAVING, T0 + 10 * h, to_pool=POOL_B))],
+         [fleet_event(1, T0 + 10 * h, {"i-1": (POOL_B, "spot"), "i-2": (POOL_B, "on_demand")})]),
+        ([(4, decision(Action.HIBERNATE, Rule.SCHEDULE, T0 + 12 * h, "i-2", POOL_B, od, to_lifecycle=stopped))],
+         [fleet_event(2, T0 + 12 * h, {"i-1": (POOL_B, "spot"), "i-2": (POOL_B, "stopped")})]),
+        ([(5, decision(Action.REPLACE, Rule.SAVING, T0 + 15 * h, from_pool=POOL_B, to_pool=POOL_A))], []),  # observe
+        ([(6, decision(Action.WAKE, Rule.SCHEDULE, T0 + 20 * h, "i-2", POOL_B, stopped, to_lifecycle=od))],
+         [fleet_event(3, T0 + 20 * h, {"i-1": (POOL_B, "spot"), "i-2": (POOL_B, "on_demand")})]),
+        ([], [prices_event(3, T0 + 24 * h, {POOL_B: 0.025})]),
+    ]
+    for decisions, events in ticks:
+        await store.save_tick("acct", "us-east-1", decisions, events)
+    report = await stream_savings(store, "acct", "us-east-1", parse_period("2023-02-01"), Granularity.DAILY)
+    row = report.total
+    assert (row.spot_hours, row.on_demand_hours, row.hibernated_hours, row.unpriced_hours) == (24.0, 16.0, 8.0, 0.0)
+    assert abs(row.actual_cost_usd - (6 * 0.03 + 4 * 0.05 + 14 * 0.02 + 16 * OD)) < 1e-9
+    assert abs(row.on_demand_cost_usd - 40 * OD) < 1e-9
+    assert abs(row.hibernation_saving_usd - 8 * OD) < 1e-9
+    assert (row.replacements, row.hibernations, row.wakes, row.interruptions) == (1, 1, 1, 0)
+    before = await stream_savings(store, "acct", "us-east-1", parse_period("2023-01-31"), Granularity.DAILY)
+    assert before.total.spot_hours == 0  # nothing stored then
