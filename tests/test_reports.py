@@ -426,7 +426,7 @@ def prices_event(seq: int, at_s: float, prices: dict[Pool, float]) -> StreamEven
 
 async def test_the_store_side_reads_decisions_snapshots_and_price_ticks_on_both_backends(store: Store) -> None:
     h = 3600.0
-    spot, od, stopped = Lifecycle.SPOT, Lifecycle.ON_DEMAND, Lifecycle.STOPPED
+    od, stopped = Lifecycle.ON_DEMAND, Lifecycle.STOPPED
     ticks: list[tuple[list[tuple[int, Decision]], list[StreamEvent]]] = [
         ([(1, decision()), (2, decision(instance_id="i-2", from_pool=POOL_B, from_lifecycle=od))],
          [prices_event(1, T0, {POOL_A: 0.03, POOL_B: 0.02})]),
