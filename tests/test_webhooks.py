@@ -274,6 +274,37 @@ async def test_removing_a_webhook_cancels_what_it_was_still_owed(store: Store, w
     await consumer.close()
 
 
+async def test_daily_reports_follow_the_streams_own_clock_one_per_completed_day(
+        store: Store, webhooks: Webhooks, receiver: Receiver) -> None:
+    asked: list[tuple[str, str, float, float]] = []
+
+    async def report(account: str, region: str, start_s: float, end_s: float) -> dict[str, Any]:
+        asked.append((account, region, start_s, end_s))
+        return {"savings_usd": 12.5}
+
+    webhook, secret = await webhooks.create(ACCOUNT, receiver.url, ["daily_report"], time.time())
+    day = 86_400.0
+    first_day = T0_S // day * day
+
+    async def tick(seq: int, at_s: float) -> None:
+        await store.save_tick(ACCOUNT, REGION, [], [StreamEvent("prices", seq, at_s, '{"prices":[]}')])
+
+    consumer = WebhookDispatcher(webhooks, DispatchSettings(poll_s=0.01, retry=FAST_RETRY), daily_report=report)
+    await tick(1, first_day + 3600)  # seen first during the first day: nothing owed yet
+    await until_settled(consumer, webhooks, webhook.id)
+    await tick(2, first_day + day + 60)  # the first day is over
+    await until_settled(consumer, webhooks, webhook.id)
+    await tick(3, first_day + 3 * day + 60)  # two more days are over
+    await until_settled(consumer, webhooks, webhook.id)
+    await consumer.close()
+
+    assert asked == [(ACCOUNT, REGION, first_day + n * day, first_day + (n + 1) * day) for n in range(3)]
+    docs = [r.doc for r in receiver.received]
+    assert sorted((d["event"], d["data"]["day_start_s"], d["data"]["savings_usd"]) for d in docs) == [
+        ("daily_report", first_day + n * day, 12.5) for n in range(3)]
+    assert all(verified(secret, r) for r in receiver.received)
+
+
 def test_the_api_accepts_exactly_the_event_names_the_consumer_knows() -> None:
     assert tuple(e.value for e in WebhookEvent) == WEBHOOK_EVENTS
 

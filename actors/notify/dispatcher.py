@@ -19,11 +19,13 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
+from actors.notify.matching import DAILY_REPORT, DAY_S, day_of, owed_daily_report
 from actors.notify.retry import RetryPolicy
 from actors.notify.signing import (
     DELIVERY_HEADER,
@@ -33,11 +35,14 @@ from actors.notify.signing import (
     TIMESTAMP_HEADER,
     signature,
 )
-from actors.store.webhooks import DueDelivery, Webhooks
+from actors.store.webhooks import DAILY_REPORT_TOPIC, DueDelivery, Subscriptions, Webhooks
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = "spot-optimizer-webhooks/1"
+MAX_REPORT_DAYS_PER_ROUND = 7  # a consumer that was away catches up a week per round
+# (account, region, day_start_s, day_end_s) -> the day's savings report as JSON
+DailyReportSource = Callable[[str, str, float, float], Awaitable[Mapping[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +64,10 @@ class WebhookDispatcher:
 
     def __init__(self, webhooks: Webhooks, settings: DispatchSettings | None = None,
                  client: httpx.AsyncClient | None = None, clock: Callable[[], float] = time.time,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, daily_report: DailyReportSource | None = None) -> None:
+        """``daily_report``: computes a stream's report for a day; without it ``daily_report`` is not sent."""
         self.webhooks = webhooks
+        self.daily_report = daily_report
         self.settings = settings or DispatchSettings()
         self._client = client
         self._owns_client = client is None
@@ -106,13 +113,38 @@ class WebhookDispatcher:
         return await self.deliver_due()
 
     async def match(self) -> int:
-        """New stored events of every subscribed stream into deliveries; returns how many were added."""
+        """New stored events of every subscribed stream into deliveries; returns how many were added. A
+        stream that fails (its report cannot be computed, say) is logged and tried again next round."""
         added = 0
         for subs in await self.webhooks.subscriptions():
             for region in subs.regions:
-                added += await self.webhooks.match_stream(subs, region, self._clock())
+                try:
+                    added += await self.webhooks.match_stream(subs, region, self._clock())
+                    if DAILY_REPORT in subs.wanted and self.daily_report is not None:
+                        added += await self._match_daily_reports(subs, region, self.daily_report)
+                except Exception:
+                    self.stats["errors"] += 1
+                    log.exception("matching webhook events failed for account=%s region=%s", subs.account, region)
         self.stats["matched"] += added
         return added
+
+    async def _match_daily_reports(self, subs: Subscriptions, region: str, source: DailyReportSource) -> int:
+        """A report for each UTC day the stream's own clock has passed since the last one reported (tick
+        time, so a replay reports its replayed days). Seen first, a stream starts with the day under way."""
+        clock_s = await self.webhooks.stream_clock(subs.account, region)
+        if clock_s is None:
+            return 0
+        last_done = day_of(clock_s) - 1
+        reported = await self.webhooks.cursor(subs.account, region, DAILY_REPORT_TOPIC)
+        if reported == 0:
+            return await self.webhooks.owe(subs, region, DAILY_REPORT_TOPIC, [], last_done, self._clock())
+        days = range(reported + 1, min(last_done, reported + MAX_REPORT_DAYS_PER_ROUND) + 1)
+        if not days:
+            return 0
+        owed = [owed_daily_report(subs.account, region, day, await source(subs.account, region, day * DAY_S,
+                                                                          (day + 1) * DAY_S))
+                for day in days]
+        return await self.webhooks.owe(subs, region, DAILY_REPORT_TOPIC, owed, days[-1], self._clock())
 
     async def deliver_due(self) -> int:
         """Start sending what is due, as far as the free slots allow (``concurrency`` in all, ``per_webhook``

@@ -97,3 +97,22 @@ def owed_for_alert(account: str, region: str, seq: int, alert: Mapping[str, Any]
             data = {"seq": seq, **alert}
             out.append(Owed(name, key, body(key, name, account, region, float(alert.get("at_s", 0.0)), data)))
     return out
+
+
+DAY_S = 86_400.0
+
+
+def day_of(t_s: float) -> int:
+    """The UTC day number (days since the epoch) of ``t_s``: daily reports' cursor and key.
+
+    >>> day_of(0.0), day_of(86_399.9), day_of(1676419200.0)
+    (0, 0, 19403)
+    """
+    return int(t_s // DAY_S)
+
+
+def owed_daily_report(account: str, region: str, day: int, report: Mapping[str, Any]) -> Owed:
+    """The ``daily_report`` delivery of one stream's UTC day ``day`` (its report as ``data``)."""
+    key = idempotency_key(DAILY_REPORT, account, region, DAILY_REPORT, day)
+    data = {"day_start_s": day * DAY_S, "day_end_s": (day + 1) * DAY_S, **report}
+    return Owed(DAILY_REPORT, key, body(key, DAILY_REPORT, account, region, (day + 1) * DAY_S, data))

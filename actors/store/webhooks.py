@@ -39,7 +39,7 @@ PENDING, DELIVERED, FAILED, CANCELLED = "pending", "delivered", "failed", "cance
 DELIVERY_STATUSES = (PENDING, DELIVERED, FAILED, CANCELLED)
 MATCH_CHUNK = 1000  # stored events read per stream and topic in one matching transaction
 MAX_ERROR_LEN = 500
-DECISIONS_TOPIC, ALERTS_TOPIC = "decisions", "alerts"
+DECISIONS_TOPIC, ALERTS_TOPIC, DAILY_REPORT_TOPIC = "decisions", "alerts", "daily_report"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +127,9 @@ class Webhooks:
         return webhook, secret
 
     async def _start_cursors_at_newest(self, conn: AsyncConnection, account: str) -> None:
-        d, e = DECISIONS.c, STREAM_EVENTS.c
+        d, e, k = DECISIONS.c, STREAM_EVENTS.c, WEBHOOK_CURSORS.c
+        # Daily reports start again from the stream's clock when first seen (see the dispatcher).
+        await conn.execute(sa.delete(WEBHOOK_CURSORS).where(k.account == account, k.topic == DAILY_REPORT_TOPIC))
         newest = [(region, DECISIONS_TOPIC, seq) for region, seq in await conn.execute(
             sa.select(d.region, sa.func.max(d.seq)).where(d.account == account).group_by(d.region))]
         newest += [(region, ALERTS_TOPIC, seq) for region, seq in await conn.execute(
@@ -195,6 +197,17 @@ class Webhooks:
                 found.setdefault(row.account, (tuple(row.regions), []))[1].append((row.id, frozenset(row.events)))
         return [Subscriptions(account, regions, tuple(hooks)) for account, (regions, hooks) in found.items()]
 
+    async def stream_clock(self, account: str, region: str) -> float | None:
+        """The stream's own time: its newest stored tick (prices event or decision); None before any."""
+        d, e = DECISIONS.c, STREAM_EVENTS.c
+        query = sa.select(
+            sa.select(sa.func.max(d.decided_at_s)).where(d.account == account, d.region == region).scalar_subquery(),
+            sa.select(sa.func.max(e.at_s)).where(e.account == account, e.region == region, e.topic == "prices")
+            .scalar_subquery())
+        async with self._engine.connect() as conn:
+            times = [t for t in (await conn.execute(query)).one() if t is not None]
+        return max(times) if times else None
+
     async def cursor(self, account: str, region: str, topic: str) -> int:
         c = WEBHOOK_CURSORS.c
         query = sa.select(c.seq).where(c.account == account, c.region == region, c.topic == topic)
@@ -223,7 +236,7 @@ class Webhooks:
         upto = int(rows[-1]["seq"]) if len(rows) == MATCH_CHUNK else newest
         owed = [o for r in rows
                 for o in owed_for_decision(subs.account, region, codec.record_from_row(r).to_json(), subs.wanted)]
-        return await self._owe(subs, region, DECISIONS_TOPIC, owed, upto, now_s)
+        return await self.owe(subs, region, DECISIONS_TOPIC, owed, upto, now_s)
 
     async def _match_alerts(self, subs: Subscriptions, region: str, now_s: float) -> int:
         e = STREAM_EVENTS.c
@@ -240,10 +253,12 @@ class Webhooks:
             for seq, payload in rows:
                 alert = _json_object(payload)
                 owed += owed_for_alert(subs.account, region, int(seq), alert, subs.wanted)
-        return await self._owe(subs, region, ALERTS_TOPIC, owed, int(rows[-1][0]), now_s)
+        return await self.owe(subs, region, ALERTS_TOPIC, owed, int(rows[-1][0]), now_s)
 
-    async def _owe(self, subs: Subscriptions, region: str, topic: str, owed: list[Owed], upto: int,
-                   now_s: float) -> int:
+    async def owe(self, subs: Subscriptions, region: str, topic: str, owed: Sequence[Owed], upto: int,
+                  now_s: float) -> int:
+        """Add a delivery of each owed event to each of ``subs``' webhooks subscribed to it (once per key)
+        and set the stream topic's cursor to ``upto``, in one transaction; returns how many were added."""
         values = [{"webhook_id": webhook_id, "event": o.event, "idempotency_key": o.idempotency_key,
                    "payload": o.body, "status": PENDING, "attempts": 0, "created_at_s": now_s,
                    "next_attempt_at_s": now_s}
