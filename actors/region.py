@@ -7,7 +7,8 @@ transaction. Failures after validation are caught per tick, logged with account 
 the actor goes on. Its first call restores it from its newest checkpoint, which it takes off the tick every
 ``checkpoint_interval_s`` and on close (``actors/region_checkpoints.py``); ``reconfigure`` keeps what it
 learned. What a tick leaves behind (numbering, store, stream host, fleet snapshot, retention) is
-``actors/region_recording.py``; a real cloud's discovery and notices are ``actors/region_cloud.py``; the
+``actors/region_recording.py``; a real cloud's discovery and notices are ``actors/region_cloud.py``; its
+hibernation schedules are ``actors/region_schedules.py``; the
 JSON of its events and REST views is ``actors/views.py``; its configuration is ``actors/region_config.py``.
 """
 
@@ -31,6 +32,7 @@ from actors.region_config import (
     compatible_types,
 )
 from actors.region_recording import Recording
+from actors.region_schedules import Scheduling
 from actors.store import Store
 from actors.stream import Entry, stream_key
 from actors.unsaved import UnsavedTicks
@@ -45,7 +47,7 @@ from engine.types import Action, AvailabilityPoint, Decision, Instance, Pool, Pr
 log = logging.getLogger(__name__)
 
 
-class RegionActor(Checkpointing, CloudView, Recording):
+class RegionActor(Checkpointing, CloudView, Recording, Scheduling):
     """Live prices, instance state and models of one (account, region)."""
 
     def __init__(self, config: RegionConfig, hub: Any = None, executor: Executor | None = None) -> None:

@@ -57,6 +57,7 @@ class Checkpointing:
             self.seq = stored.pop("decisions", 0)
             self.topic_seq = stored
             skipped = await self._restore(store)
+            await self._load_schedules(store)
         self._opened = True
         if store is not None and self.config.checkpoint_interval_s > 0:
             self._checkpoint_task = asyncio.create_task(self._checkpoint_loop())

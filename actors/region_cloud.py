@@ -15,7 +15,7 @@ from actors.executor import ExecutionResult, Outcome
 from actors.region_config import RegionConfig
 from actors.views import alert, alert_event, execution_failed_alert, instances_event
 from engine.region import RegionEngine
-from engine.types import Instance
+from engine.types import Instance, Lifecycle
 
 log = logging.getLogger("actors.region")
 
@@ -47,8 +47,13 @@ class CloudView:
         instances join, gone ones leave; an ``instances`` event is stored and streamed when it changed."""
         await self._open_store()
         joined, left = self.engine.sync_fleet(instances, now_s)
+        # A hibernated instance is not discovered (stopped, or a spot one let go): its spec stays for the wake.
+        stopped = {i.instance_id for i in self.engine.fleet() if i.lifecycle is Lifecycle.STOPPED}
+        asleep = {iid: spec for iid, spec in self.launch_specs.items() if iid in stopped}
         self.launch_specs.clear()
         self.launch_specs.update({spec.instance_id: spec for spec in specs})
+        self.launch_specs.update({iid: spec for iid, spec in asleep.items() if iid not in self.launch_specs})
+        self.engine.hibernation.set_tags({spec.instance_id: dict(spec.tags) for spec in specs})  # for selectors
         if joined or left:
             detail = f"{len(joined)} instance(s) joined, {len(left)} left"
             await self._publish_events(now_s, [alert("fleet_changed", joined + left, detail, joined=joined,
@@ -66,7 +71,7 @@ class CloudView:
             return {"known": False, "decisions": []}
         pool = tracked.instance.pool
         if kind == "state_change":
-            if state not in GONE_STATES:
+            if state not in GONE_STATES or tracked.instance.lifecycle is Lifecycle.STOPPED:  # gone as hibernated
                 return {"known": True, "decisions": []}
             self.engine.remove_instance(instance_id)
             self.launch_specs.pop(instance_id, None)

@@ -5,18 +5,29 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import pytest
 
-from actors.executor import Outcome
+from actors.demo import demo_fleet
+from actors.executor import Outcome, SimulatedCloud
+from actors.feeds.replay import ReplayFeed
+from actors.region import RegionActor
+from actors.region_config import RegionConfig
 from actors.store import Store
 from actors.store.schedules import ScheduleStore
 from actors.store.tenancy import Account, Tenancy
+from api.app import create_app
+from api.auth import TokenBucket
+from api.testing import bearer_headers, settings_for_test
 from engine.hibernation import Hibernation, hibernate_decision
 from engine.policy import make_policy
 from engine.region import RegionEngine
 from engine.schedule import Schedule
+from engine.traces import bundled_market
 from engine.types import Action, AvailabilityPoint, Decision, Instance, Lifecycle, Pool, PricePoint, Rule
 
 POOL = Pool("p3.2xlarge", "us-east-1a")
@@ -304,3 +315,148 @@ def test_a_checkpoint_keeps_the_schedules_and_who_is_stopped() -> None:
     restored = RegionEngine.restore(engine.snapshot())
     assert [str(s) for s in restored.hibernation.schedules] == [f"env=dev {OFFICE}"]
     assert restored.fleet()[0].lifecycle is Lifecycle.STOPPED and restored.hibernation.tags["i-1"] == {"env": "dev"}
+
+
+# -- REST: GET/PUT /accounts/{a}/schedules reach the account's region actors ----------------------------------
+
+
+class ActorHandle:
+    """A plain region actor called the way the API calls a Ray handle (``actor.method.remote(...)``)."""
+
+    def __init__(self, actor: RegionActor) -> None:
+        self.actor = actor
+
+    def __getattr__(self, name: str) -> Any:
+        return SimpleNamespace(remote=getattr(self.actor, name))
+
+
+@pytest.fixture
+async def schedules_api(tmp_path: Path) -> Any:
+    """The app over a real store and tenancy, one tenant owning a replay account whose us-east-1 region
+    actor is a plain object: (client, actor, the other tenant's headers)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'api.db'}"
+    store = await Store.open(url)
+    tenancy = Tenancy(store.engine)
+    keys = []
+    for name in ("owner", "other"):
+        tenant = await tenancy.create_tenant(name, 0.0)
+        keys.append((await tenancy.create_key(tenant.id, "test", 0.0))[1])
+        if name == "owner":
+            await tenancy.create_account(Account("acme", tenant.id, ("us-east-1",), "replay", "simulated",
+                                                 "risk_aware"))
+    actor = RegionActor(RegionConfig("acme", "us-east-1", database_url=url, checkpoint_interval_s=0))
+    runtime = SimpleNamespace(settings=settings_for_test(tmp_path), store=store, tenancy=tenancy,
+                              limiter=TokenBucket(1000.0, 1000),
+                              registry=SimpleNamespace(supervisor=SimpleNamespace(
+                                  actors={("acme", "us-east-1"): ActorHandle(actor)})))
+    app = create_app(settings_for_test(tmp_path))
+    app.state.runtime = runtime
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test",
+                                 headers=bearer_headers(keys[0])) as client:
+        yield client, actor, bearer_headers(keys[1])
+    await actor.close()
+    await store.close()
+
+
+async def test_put_schedules_stores_them_canonical_and_hands_them_to_the_region_actor(schedules_api: Any) -> None:
+    client, actor, _ = schedules_api
+    assert (await client.get("/api/v1/accounts/acme/schedules")).json() == {"account": "acme", "schedules": []}
+    put = await client.put("/api/v1/accounts/acme/schedules", json={"schedules": [
+        "mon-fri 8:00-19:00 Europe/Berlin except 2026-12-24..2026-12-26", "env=dev Mon-Fri 09:00-17:00 UTC"]})
+    assert put.status_code == 200, put.text
+    expected = [
+        {"spec": "Mon-Fri 08:00-19:00 Europe/Berlin except 2026-12-24..2026-12-26",
+         "windows": "Mon-Fri 08:00-19:00 Europe/Berlin", "selector": None},
+        {"spec": "env=dev Mon-Fri 09:00-17:00 UTC", "windows": "Mon-Fri 09:00-17:00 UTC", "selector": "env=dev"},
+    ]
+    assert put.json()["schedules"] == expected
+    assert (await client.get("/api/v1/accounts/acme/schedules")).json()["schedules"] == expected
+    assert [str(s) for s in actor.engine.hibernation.schedules] == [e["spec"] for e in expected]
+
+
+async def test_a_bad_schedule_is_a_422_naming_it_and_changes_nothing(schedules_api: Any) -> None:
+    client, actor, _ = schedules_api
+    good = {"schedules": ["Mon-Fri 09:00-17:00 UTC"]}
+    assert (await client.put("/api/v1/accounts/acme/schedules", json=good)).status_code == 200
+    for body, named in [
+        ({"schedules": ["Sat 10:00-12:00 UTC", "Mon-Fry 09:00-17:00 UTC"]},
+         "body.schedules.1: window 1: unknown day 'Fry'"),
+        ({"schedules": ["Mon 09:00-17:00 Mars/Olympus"]}, "body.schedules.0: time zone 'Mars/Olympus' is unknown"),
+        ({"schedules": ["Mon 09:00-17:00 UTC", "Tue 09:00-17:00 UTC"]},
+         "body.schedules.1: schedules.0 already applies to every instance"),
+        ({"schedules": "Mon 09:00-17:00 UTC"}, "body.schedules"),
+        ({"schedules": ["Mon 09:00-17:00 UTC\n"]}, "body.schedules.0"),
+    ]:
+        response = await client.put("/api/v1/accounts/acme/schedules", json=body)
+        assert response.status_code == 422, response.text
+        assert response.json()["error"] == "validation_error" and named in response.json()["detail"]
+    assert (await client.get("/api/v1/accounts/acme/schedules")).json()["schedules"][0]["spec"] == good["schedules"][0]
+    assert [str(s) for s in actor.engine.hibernation.schedules] == good["schedules"]
+
+
+async def test_another_tenants_schedules_are_a_404_like_a_missing_account(schedules_api: Any) -> None:
+    client, _, other = schedules_api
+    for response in (await client.get("/api/v1/accounts/acme/schedules", headers=other),
+                     await client.put("/api/v1/accounts/acme/schedules", headers=other, json={"schedules": []}),
+                     await client.get("/api/v1/accounts/nope/schedules")):
+        assert response.status_code == 404 and response.json()["error"] == "not_found"
+
+
+async def test_a_restarted_actor_reads_its_schedules_from_the_store(schedules_api: Any, tmp_path: Path) -> None:
+    client, _, _ = schedules_api
+    await client.put("/api/v1/accounts/acme/schedules", json={"schedules": ["Sat-Sun 10:00-12:00 UTC"]})
+    fresh = RegionActor(RegionConfig("acme", "us-east-1", database_url=f"sqlite+aiosqlite:///{tmp_path / 'api.db'}",
+                                     checkpoint_interval_s=0))
+    await fresh.ready()
+    assert [str(s) for s in fresh.engine.hibernation.schedules] == ["Sat-Sun 10:00-12:00 UTC"]
+    await fresh.close()
+
+
+# -- done when: the replay demo follows "Mon-Fri 09:00-17:00 UTC" on the replayed clock ------------------------
+
+
+async def test_the_replay_demo_hibernates_and_wakes_on_the_replayed_clock_explained_and_stored(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}"
+    await (await Store.open(url)).close()  # migrated, as the app does at start
+    market = bundled_market()  # starts Wednesday 2023-02-15 00:00 UTC
+    cloud = SimulatedCloud()
+    actor = RegionActor(RegionConfig("demo", "us-east-1", policy="risk_aware", database_url=url,
+                                     checkpoint_interval_s=0), executor=cloud)
+    await actor.add_pools([(p.key, 3.06) for p in market.pools if p.region == "us-east-1"])
+    await actor.set_fleet(demo_fleet(market, "p3.2xlarge", "us-east-1", 4), market.start_s)
+    await actor.set_schedules(["Mon-Fri 09:00-17:00 UTC"])
+
+    async def send(region: str, ticks: list) -> None:
+        if region == "us-east-1":
+            await actor.ingest_many(ticks)
+
+    feed = ReplayFeed(market, send, speed=7200.0, interval_s=1.0, loop=False)  # two replayed hours a step
+    while feed.now_s(feed.next_tick) < market.start_s + 5 * 86400 + 18 * 3600:  # Wednesday to Monday 18:00
+        await feed.step()
+    await actor.flush()
+    assert actor.stats["tick_errors"] == 0
+    office = Schedule.parse("Mon-Fri 09:00-17:00 UTC")
+    store = await Store.open(url, migrate=False)
+    stored = [r.decision for r in await store.list_decisions("demo", "us-east-1", limit=1000)][::-1]
+    await store.close()
+    moves = [d for d in stored if d.action in (Action.HIBERNATE, Action.WAKE)]
+    day = lambda d: dt.datetime.fromtimestamp(d.decided_at_s, dt.UTC).strftime("%a %H")  # noqa: E731
+    by_tick = [(day(d), d.action) for d in moves if d.instance_id == "i-demo-0000"]
+    assert by_tick == [
+        ("Wed 00", Action.HIBERNATE), ("Wed 09", Action.WAKE), ("Wed 17", Action.HIBERNATE),
+        ("Thu 09", Action.WAKE), ("Thu 17", Action.HIBERNATE), ("Fri 09", Action.WAKE), ("Fri 17", Action.HIBERNATE),
+        ("Mon 09", Action.WAKE), ("Mon 17", Action.HIBERNATE),
+    ]
+    for d in moves:  # on the replayed clock: each at the first tick after the window closed or opened
+        assert office.is_open(d.decided_at_s) is (d.action is Action.WAKE)
+        if d.decided_at_s > market.start_s:
+            assert office.is_open(d.decided_at_s - market.tick_s) is (d.action is Action.HIBERNATE)
+        assert d.rule is Rule.SCHEDULE
+    hibernated = [d for d in moves if d.action is Action.HIBERNATE]
+    woken = [d for d in moves if d.action is Action.WAKE]
+    assert all(d.reason.startswith("outside Mon-Fri 09:00-17:00 UTC: ") and "saves $" in d.reason for d in hibernated)
+    assert all(d.to_lifecycle is Lifecycle.STOPPED for d in hibernated)
+    assert all(d.reason.startswith("inside Mon-Fri 09:00-17:00 UTC: start ") for d in woken)
+    assert all(d.from_lifecycle is Lifecycle.STOPPED and d.to_lifecycle is not Lifecycle.STOPPED for d in woken)
+    assert len(hibernated) == 4 * 5 and len(woken) == 4 * 4
+    assert {d.action for d in cloud.calls} >= {Action.HIBERNATE, Action.WAKE}
