@@ -10,7 +10,7 @@ Accepted input (gzipped when the file starts with the gzip magic bytes, whatever
 
 ``SpotPrice`` may be a string (as AWS prints it) or a number; ``Timestamp`` is ISO-8601 with ``Z`` or an
 offset (a timestamp without one is read as UTC). ``ProductDescription`` is optional (``Linux/UNIX``).
-Every malformed record raises :class:`engine.traces.TraceError` naming the file, the record (1-based
+Every malformed record raises :class:`engine.trace_files.TraceError` naming the file, the record (1-based
 index in JSON, line number in CSV) and the field, because a silently skipped row shifts a backtest.
 """
 
@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.market import MarketTrace
-from engine.traces import TraceError
+from engine.trace_files import TraceError
 from engine.types import Pool, PricePoint
 
 # AWS field name -> snake_case column name; both spellings are accepted.
