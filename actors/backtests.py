@@ -170,6 +170,7 @@ def _deadline_settings(request: DeadlineRequest, source: Mapping[str, Any], tick
         "restart_overhead_hours": job.restart_overhead_hours,
         "spot_price": job.spot_usd_per_hour,
         "on_demand_price": job.on_demand_usd_per_hour,
+        "delay_ticks": job.delay_ticks,
         "seed": request.seed,
         "tick_seconds": tick_s,
         "risk_horizon_s": request.risk_horizon_s,

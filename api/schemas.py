@@ -195,6 +195,8 @@ class DeadlineJobIn(Strict):
     restart_overhead_hours: Number = Field(default=0.1, ge=0, le=100)
     spot_usd_per_hour: Number = Field(default=0.9731, gt=0, le=1e4)
     on_demand_usd_per_hour: Number = Field(default=3.06, gt=0, le=1e4)
+    delay_ticks: int = Field(default=0, ge=0, le=1000,
+                             description="every choice takes effect this many ticks late (a launch takes time)")
 
 
 class DeadlineSimulationIn(Strict):

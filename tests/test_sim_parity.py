@@ -122,3 +122,10 @@ async def test_a_bad_fleet_request_is_a_422_naming_the_field_and_stores_nothing(
     assert response.status_code == 422, response.text
     assert named in response.json()["detail"], response.json()
     assert (await client.get("/api/v1/simulations")).json()["simulations"] == before
+
+
+async def test_a_deadline_job_with_a_negative_launch_delay_is_a_422_naming_it(client: httpx.AsyncClient) -> None:
+    body = {"job": {"job_hours": 2, "deadline_hours": 3, "delay_ticks": -1}}
+    response = await client.post("/api/v1/simulations", json=body)
+    assert response.status_code == 422, response.text
+    assert "job.delay_ticks" in response.json()["detail"]
