@@ -1,15 +1,21 @@
-"""Starts the webhook consumer (``actors/notify/dispatcher.py``) beside the API, from the settings."""
+"""Starts the webhook consumer (``actors/notify/dispatcher.py``) beside the API, from the settings, with
+the savings report (``actors/store/reports.py``, shaped as ``GET .../reports/savings`` answers) as the
+body of ``daily_report`` deliveries."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 from actors.notify.dispatcher import DispatchSettings, WebhookDispatcher
 from actors.notify.retry import RetryPolicy
 from actors.store import Store
+from actors.store.reports import stream_savings
 from actors.store.webhooks import Webhooks
+from api.report_schemas import iso_utc, report_out
 from api.settings import Settings
+from engine.report_period import Granularity, Period
 
 
 def dispatch_settings(settings: Settings) -> DispatchSettings:
@@ -20,9 +26,19 @@ def dispatch_settings(settings: Settings) -> DispatchSettings:
                             concurrency=settings.webhook_concurrency, retry=retry)
 
 
+async def daily_savings(store: Store, account: str, region: str, start_s: float, end_s: float) -> dict[str, Any]:
+    """One stream's savings report for one UTC day: ``{"report": <the body of GET /api/v1/accounts/{account}
+    /reports/savings?period=<day>&region=<region>>}``."""
+    day = Period(iso_utc(start_s)[:10], start_s, end_s)
+    report = await stream_savings(store, account, region, day, Granularity.DAILY)
+    body = report_out(account, {region: report}, day.label, Granularity.DAILY.value, start_s, end_s)
+    return {"report": body.model_dump(mode="json")}
+
+
 def start_webhooks(store: Store, settings: Settings, stop: asyncio.Event) -> list[asyncio.Task[Any]]:
     """The consumer's task (none when ``webhooks_enabled`` is off); it runs until ``stop`` is set."""
     if not settings.webhooks_enabled:
         return []
-    dispatcher = WebhookDispatcher(Webhooks(store.engine), dispatch_settings(settings))
+    dispatcher = WebhookDispatcher(Webhooks(store.engine), dispatch_settings(settings),
+                                   daily_report=functools.partial(daily_savings, store))
     return [asyncio.create_task(dispatcher.run(stop), name="webhooks")]

@@ -18,7 +18,7 @@ class WebhookEvent(enum.StrEnum):
     INTERRUPTION = "interruption"  # a decision whose rule is ``interrupted``
     FALLBACK = "fallback"  # a decision whose action is ``fallback_on_demand``
     EXECUTION_FAILURE = "execution_failure"  # an executor step that failed (an ``alerts`` event)
-    DAILY_REPORT = "daily_report"  # accepted; not sent yet
+    DAILY_REPORT = "daily_report"  # a region's savings report, once a UTC day of its tick time is over
 
 
 WEBHOOK_URL_MAX_LEN = 2048

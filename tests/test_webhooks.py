@@ -382,16 +382,16 @@ async def test_another_tenants_account_and_webhooks_are_a_404(server: LiveServer
 # --- done when: the replay demo, a receiver subscribed to fallback -------------------------------------
 
 
-async def prepare_demo_webhooks(data_dir: Path, account: str, urls: list[str]) -> list[str]:
-    """Before the server starts: the demo tenant, its replay account and webhooks on it (as if configured
-    earlier), so every fallback of the replay is owed; returns each webhook's secret."""
+async def prepare_demo_webhooks(data_dir: Path, account: str, hooks: list[tuple[str, list[str]]]) -> list[str]:
+    """Before the server starts: the demo tenant, its replay account and webhooks on it (url, events), as if
+    configured earlier, so everything of the replay is owed; returns each webhook's secret."""
     store = await Store.open(f"sqlite+aiosqlite:///{data_dir / 'api.db'}")
     try:
         tenancy = Tenancy(store.engine)
         tenant = await tenancy.create_tenant("demo", time.time())
         await tenancy.create_account(Account(account, tenant.id, ("us-east-1", "us-east-2", "us-west-2"),
                                              "replay", "simulated", "risk_aware"))
-        return [(await Webhooks(store.engine).create(account, url, ["fallback"], time.time()))[1] for url in urls]
+        return [(await Webhooks(store.engine).create(account, url, events, time.time()))[1] for url, events in hooks]
     finally:
         await store.close()
 
@@ -399,9 +399,10 @@ async def prepare_demo_webhooks(data_dir: Path, account: str, urls: list[str]) -
 @pytest.mark.ray
 async def test_the_replay_demo_sends_a_signed_event_for_every_stored_fallback_even_with_a_receiver_hanging(
         ray_session: Any, tmp_path: Path, receiver: Receiver) -> None:
-    hanging = Receiver(hang=True)
+    hanging, reports = Receiver(hang=True), Receiver()
     account = f"t{uuid.uuid4().hex[:8]}"
-    secret, _ = await prepare_demo_webhooks(tmp_path, account, [receiver.url, hanging.url])
+    secret, _, report_secret = await prepare_demo_webhooks(tmp_path, account, [
+        (receiver.url, ["fallback"]), (hanging.url, ["fallback"]), (reports.url, ["daily_report"])])
     settings = settings_for_test(tmp_path, account=account, webhook_poll_s=0.1, webhook_timeout_s=30.0)
     try:
         with LiveServer(create_app(settings)) as server:
@@ -432,5 +433,21 @@ async def test_the_replay_demo_sends_a_signed_event_for_every_stored_fallback_ev
             later = len(await stored_fallbacks())
             more = await eventually(stored_fallbacks, lambda s: len(s) > later, timeout_s=60)
             assert len(more) > later  # ticks went on while it held them
+
+            # Each replayed UTC day, once over, is reported; the body is what the savings report route says.
+            async def fleet_reports() -> list[Received]:
+                return [r for r in list(reports.received) if r.doc["region"] == "us-east-1"]
+
+            [first, *_] = await eventually(fleet_reports, bool, timeout_s=60)
+            assert verified(report_secret, first) and first.doc["event"] == "daily_report"
+            sent = first.doc["data"]["report"]
+            async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+                http.headers.update(bearer_headers(await demo_key(http)))
+                asked = (await http.get(f"/api/v1/accounts/{account}/reports/savings",
+                                        params={"period": sent["period"], "region": "us-east-1"})).json()
+            assert sent["regions"][0]["rows"] == asked["regions"][0]["rows"]
+            assert sent["regions"][0]["total"] == asked["regions"][0]["total"]
+            assert sent["regions"][0]["total"]["spot_hours"] + sent["regions"][0]["total"]["on_demand_hours"] > 0
     finally:
         hanging.close()
+        reports.close()

@@ -16,7 +16,7 @@ from typing import Any
 INTERRUPTION = "interruption"  # a decision whose rule is ``interrupted``
 FALLBACK = "fallback"  # a decision whose action is ``fallback_on_demand``
 EXECUTION_FAILURE = "execution_failure"  # an ``alerts`` event: an executor step that failed
-DAILY_REPORT = "daily_report"  # accepted; not sent yet (see README)
+DAILY_REPORT = "daily_report"  # a stream's savings report, once a UTC day of its own time is over
 WEBHOOK_EVENTS = (INTERRUPTION, FALLBACK, EXECUTION_FAILURE, DAILY_REPORT)
 DECISION_EVENTS = frozenset({INTERRUPTION, FALLBACK})
 ALERT_EVENTS = frozenset({EXECUTION_FAILURE})
