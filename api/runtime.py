@@ -18,13 +18,14 @@ from typing import Any
 
 from actors.demo import demo_fleet
 from actors.feeds.aws import AwsFeedSettings
-from actors.feeds.replay import ReplayFeed, Tick
+from actors.feeds.replay import ReplayFeed
 from actors.ray_runtime import connect, kill_actors, service_target
 from actors.registry import AccountRegistry, ActorSettings, on_demand_price
 from actors.store import MAX_REPLAY, Store
 from actors.store.tenancy import Account, ConflictError, Tenancy
 from actors.stream import Entry, encode, parse_stream_key
 from actors.supervisor import Supervisor
+from actors.wire import Tick
 from api.auth import TokenBucket
 from api.fanout import Fanout
 from api.notify import start_webhooks

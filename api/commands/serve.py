@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
         from api.serving import uvicorn_options
         from engine.policy import POLICY_NAMES
 
-        overrides = {k: v for k, v in {
+        overrides: dict[str, Any] = {k: v for k, v in {
             "host": host, "port": port, "prices_path": prices, "availability_path": availability,
             "replay_speed": speed, "policy": policy, "database_url": database_url,
         }.items() if v is not None}
