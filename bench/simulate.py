@@ -13,13 +13,15 @@ core, and the speed-up of the Ray fan-out from 1 to 2 workers.
   with a local Ray of 1 CPU, then of 2 CPUs, the same 8 shards both times (Ray started and warmed up
   before timing).
 
-Writes bench/results/simulate.json and prints one line. Run: ``.venv/bin/python bench/simulate.py``.
+Writes bench/results/simulate.json and prints one line. Run: ``.venv/bin/python bench/simulate.py``;
+``--fleet-only`` runs the fleet part alone and writes bench/results/simulate_fleet.json.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -125,7 +127,24 @@ def bench_ray() -> dict[str, Any]:
     }
 
 
+def main_fleet_only() -> None:
+    """``--fleet-only``: the fleet part alone (seconds, not minutes), to bench/results/simulate_fleet.json."""
+    fleet = bench_fleet()
+    out = ROOT / "bench" / "results" / "simulate_fleet.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"fleet": fleet, "load_average_1m_at_end": round(os.getloadavg()[0], 2)}, indent=2)
+                   + "\n", encoding="utf-8")
+    print("simulate fleet: M instance-ticks/s/core " + "; ".join(
+        f"{y} " + ", ".join(f"{k.removesuffix('s')} {v['M_instance_ticks_per_s_per_core']}"
+                            for k, v in fleet[y].items() if isinstance(v, dict))
+        for y in ("2022", "2023")
+    ))
+
+
 def main() -> None:
+    if "--fleet-only" in sys.argv[1:]:
+        main_fleet_only()
+        return
     result = {"deadline": bench_deadline(), "fleet": bench_fleet(), "ray": bench_ray()}
     out = ROOT / "bench" / "results" / "simulate.json"
     out.parent.mkdir(parents=True, exist_ok=True)
