@@ -212,17 +212,21 @@ def _charge(tally: _Tally, prices: _Prices, placement: Placement, resumed: str, 
 
 
 def _last_running(spans: Sequence[FleetSpan], decisions: Sequence[Decision]) -> dict[tuple[str, float], str]:
-    """(instance id, span start) -> the lifecycle a stopped instance last ran with: its previous span's,
-    else its hibernation decision's ``from``."""
-    hibernated_from = {d.instance_id: str(d.from_lifecycle) for d in decisions if d.action is Action.HIBERNATE}
+    """(instance id, span start) -> the lifecycle a stopped instance last ran with: the ``from`` of its
+    newest hibernation decision at or before the span, else its latest running span's, else on-demand."""
+    hibernated: dict[str, list[tuple[float, str]]] = {}
+    for d in decisions:
+        if d.action is Action.HIBERNATE:
+            hibernated.setdefault(d.instance_id, []).append((d.decided_at_s, str(d.from_lifecycle)))
     seen: dict[str, str] = {}
     found: dict[tuple[str, float], str] = {}
     for span in spans:
         for instance_id, placement in span.placements.items():
-            if placement.lifecycle == STOPPED:
-                found[(instance_id, span.start_s)] = seen.get(instance_id, hibernated_from.get(instance_id, ON_DEMAND))
-            else:
+            if placement.lifecycle != STOPPED:
                 seen[instance_id] = placement.lifecycle
+                continue
+            stops = [ran for at_s, ran in hibernated.get(instance_id, ()) if at_s <= span.start_s]
+            found[(instance_id, span.start_s)] = stops[-1] if stops else seen.get(instance_id, ON_DEMAND)
     return found
 
 

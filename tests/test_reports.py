@@ -55,11 +55,10 @@ async def nowhere(_region: str, _ticks: list[Any]) -> None:
     return None
 
 
-@pytest.fixture(scope="module")
-async def week(tmp_path_factory: pytest.TempPathFactory) -> StoredWeek:
-    """The demo account's region actor (its fleet, the simulated cloud, the default policy) fed the
-    bundled history's first seven days of ticks, exactly, as the replay feed sends them."""
-    path = tmp_path_factory.mktemp("reports") / "week.db"
+async def replay_first_week(path: Path, schedules: tuple[str, ...] = ()) -> StoredWeek:
+    """The demo account's region actor (its fleet, the simulated cloud, the default policy), with
+    ``schedules``, fed the bundled history's first seven days of ticks, exactly, as the replay feed sends
+    them."""
     url = f"sqlite+aiosqlite:///{path}"
     await (await Store.open(url)).close()
     trace = bundled_market()
@@ -67,6 +66,8 @@ async def week(tmp_path_factory: pytest.TempPathFactory) -> StoredWeek:
     await actor.add_pools([(p.key, on_demand_price(trace, i)) for i, p in enumerate(trace.pools)
                            if p.region == REGION])
     await actor.set_fleet(demo_fleet(trace, "p3.2xlarge", REGION, 4), trace.start_s)
+    if schedules:
+        await actor.set_schedules(list(schedules))
     end_s = trace.start_s + 7 * DAY_S
     feed = ReplayFeed(trace, send=nowhere, speed=trace.tick_s * 200, loop=False)  # batches taken, not sent
     while (batch := feed.take_batch()) is not None:
@@ -80,11 +81,17 @@ async def week(tmp_path_factory: pytest.TempPathFactory) -> StoredWeek:
     return StoredWeek(url, path)
 
 
+@pytest.fixture(scope="module")
+async def week(tmp_path_factory: pytest.TempPathFactory) -> StoredWeek:
+    return await replay_first_week(tmp_path_factory.mktemp("reports") / "week.db")
+
+
 def hand_computed_days(path: Path, days: list[float]) -> list[dict[str, float]]:
     """Per day, from the stored rows with plain loops: the simulated cloud carries every move out, so
     each instance is where its first decision found it (``from``) and then wherever each later move sent
     it (``to``), from the move's time on; a spot second costs the newest stored price tick of its pool at
-    or before it, an on-demand second the on-demand price the decisions state."""
+    or before it, an on-demand second the on-demand price the decisions state; a stopped second costs
+    nothing and saves what the instance paid running before its hibernation (spot: its pool's price)."""
     with sqlite3.connect(path) as db:
         decisions = db.execute(
             "SELECT instance_id, action, decided_at_s, from_instance_type, from_availability_zone, from_lifecycle,"
@@ -96,7 +103,8 @@ def hand_computed_days(path: Path, days: list[float]) -> list[dict[str, float]]:
                                                 (ACCOUNT, REGION))]
     start_s = min([d[2] for d in decisions] + event_times)
     end_s = max([d[2] for d in decisions] + event_times)
-    on_demand = {d[3]: json.loads(d[9])["on_demand_usd_per_hour"] for d in decisions}
+    on_demand = {d[3]: json.loads(d[9])["on_demand_usd_per_hour"] for d in decisions
+                 if "on_demand_usd_per_hour" in json.loads(d[9])}
     price_steps: dict[str, list[tuple[float, float]]] = {}
     for at_s, payload in ticks:
         for p in json.loads(payload)["prices"]:
@@ -116,60 +124,84 @@ def hand_computed_days(path: Path, days: list[float]) -> list[dict[str, float]]:
     moves = [(d[2], d[0], (d[6], d[7], d[8]), d[1]) for d in decisions if d[1] != "keep"]
     cuts = sorted({start_s, end_s, *days, *(d[2] for d in decisions), *(t for t, _ in ticks)})
     cuts = [t for t in cuts if start_s <= t <= end_s]
-    rows = [{"actual": 0.0, "on_demand": 0.0, "spot_h": 0.0, "od_h": 0.0, "fallbacks": 0, "returns": 0,
-             "replacements": 0} for _ in days]
+    rows = [{"actual": 0.0, "on_demand": 0.0, "spot_h": 0.0, "od_h": 0.0, "stopped_h": 0.0, "hibernation": 0.0,
+             "fallbacks": 0, "returns": 0, "replacements": 0, "hibernations": 0, "wakes": 0} for _ in days]
+    ran_as: dict[str, str] = {}  # instance -> the lifecycle it had when it was hibernated
     for a, b in itertools.pairwise(cuts):
-        for t, instance_id, placement, _ in moves:
+        for t, instance_id, placement, action in moves:
             if t <= a:
+                if action == "hibernate":
+                    ran_as[instance_id] = where[instance_id][2]
                 where[instance_id] = placement
         moves = [m for m in moves if m[0] > a]
         day = max(k for k, d in enumerate(days) if d <= a)
-        for instance_type, zone, lifecycle in where.values():
+        for instance_id, (instance_type, zone, lifecycle) in where.items():
             hours = (b - a) / 3600.0
             od = on_demand[instance_type]
+            if lifecycle == "stopped":
+                rows[day]["stopped_h"] += hours
+                would_pay = spot_price(f"{instance_type}@{zone}", a) if ran_as[instance_id] == "spot" else od
+                rows[day]["hibernation"] += would_pay * hours
+                continue
             price = spot_price(f"{instance_type}@{zone}", a) if lifecycle == "spot" else od
             rows[day]["actual"] += price * hours
             rows[day]["on_demand"] += od * hours
             rows[day]["spot_h" if lifecycle == "spot" else "od_h"] += hours
-    names = {"fallback_on_demand": "fallbacks", "return_to_spot": "returns", "replace": "replacements"}
+    names = {"fallback_on_demand": "fallbacks", "return_to_spot": "returns", "replace": "replacements",
+             "hibernate": "hibernations", "wake": "wakes"}
     for d in decisions:
         if d[1] in names:
             rows[max(k for k, day in enumerate(days) if day <= d[2])][names[d[1]]] += 1
     return rows
 
 
-async def test_the_first_replayed_week_matches_a_hand_computation_from_the_stored_rows_to_the_cent(
-        week: StoredWeek) -> None:
-    store = await Store.open(week.url)
-    try:
-        report = await stream_savings(store, ACCOUNT, REGION, parse_period(WEEK), Granularity.DAILY)
-    finally:
-        await store.close()
-    days = [row.start_s for row in report.rows]
-    hand = hand_computed_days(week.path, days)
+def assert_matches_by_hand(report: Any, path: Path) -> None:
+    hand = hand_computed_days(path, [row.start_s for row in report.rows])
     assert [row.label for row in report.rows] == [f"2023-02-{d}" for d in range(15, 22)]
     for row, expected in zip(report.rows, hand, strict=True):
         assert abs(row.actual_cost_usd - expected["actual"]) < CENT, row.label
         assert abs(row.on_demand_cost_usd - expected["on_demand"]) < CENT, row.label
-        assert abs(row.spot_hours - expected["spot_h"]) < 1e-6 and abs(row.on_demand_hours - expected["od_h"]) < 1e-6
-        assert (row.fallbacks, row.returns_to_spot, row.replacements) == (
-            expected["fallbacks"], expected["returns"], expected["replacements"]), row.label
-        assert row.unpriced_hours == 0 and row.hibernated_hours == 0
+        assert abs(row.hibernation_saving_usd - expected["hibernation"]) < CENT, row.label
+        hours = ((row.spot_hours, "spot_h"), (row.on_demand_hours, "od_h"), (row.hibernated_hours, "stopped_h"))
+        for got, want in hours:
+            assert abs(got - expected[want]) < 1e-6, (row.label, want)
+        assert (row.fallbacks, row.returns_to_spot, row.replacements, row.hibernations, row.wakes) == (
+            expected["fallbacks"], expected["returns"], expected["replacements"], expected["hibernations"],
+            expected["wakes"]), row.label
+        assert row.unpriced_hours == 0
+    assert abs(report.total.savings_usd - sum(h["on_demand"] - h["actual"] for h in hand)) < CENT
+
+
+async def week_report(week: StoredWeek, period: str = WEEK, granularity: Granularity = Granularity.DAILY) -> Any:
+    store = await Store.open(week.url)
+    try:
+        return await stream_savings(store, ACCOUNT, REGION, parse_period(period), granularity)
+    finally:
+        await store.close()
+
+
+async def test_the_first_replayed_week_matches_a_hand_computation_from_the_stored_rows_to_the_cent(
+        week: StoredWeek) -> None:
+    report = await week_report(week)
+    assert_matches_by_hand(report, week.path)
     total = report.total
-    assert abs(total.savings_usd - sum(h["on_demand"] - h["actual"] for h in hand)) < CENT
     assert total.savings_usd > 0 and total.spot_hours > 0 and total.fallbacks > 0  # a week with something in it
+    assert total.hibernated_hours == 0
     assert total.spot_hours + total.on_demand_hours == pytest.approx(4 * (report.last_s - report.first_s) / 3600)
-    monthly = await _monthly(week)
+    monthly = await week_report(week, "2023-02", Granularity.MONTHLY)
     assert [r.label for r in monthly.rows] == ["2023-02"]
     assert abs(monthly.total.actual_cost_usd - total.actual_cost_usd) < CENT
 
 
-async def _monthly(week: StoredWeek) -> Any:
-    store = await Store.open(week.url)
-    try:
-        return await stream_savings(store, ACCOUNT, REGION, parse_period("2023-02"), Granularity.MONTHLY)
-    finally:
-        await store.close()
+async def test_a_hibernation_schedule_on_the_replayed_week_matches_the_hand_computation_too(
+        tmp_path: Path) -> None:
+    scheduled = await replay_first_week(tmp_path / "scheduled.db", ("Mon-Fri 09:00-17:00 UTC",))
+    report = await week_report(scheduled)
+    assert_matches_by_hand(report, scheduled.path)
+    saturday = report.rows[3]  # 2023-02-18: the whole fleet stopped all day
+    assert (saturday.label, saturday.hibernated_hours, saturday.actual_cost_usd) == ("2023-02-18", 96.0, 0.0)
+    assert report.total.hibernations >= 4 * 5 and report.total.wakes >= 4 * 4  # every weekday evening and morning
+    assert report.total.hibernation_saving_usd > report.total.savings_usd > 0
 
 
 # --- the arithmetic on small histories ---------------------------------------------------------------
