@@ -7,6 +7,7 @@ module; they follow its conventions (``Strict`` bodies, bounded strings, the fai
 from __future__ import annotations
 
 import enum
+import ipaddress
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, field_validator
@@ -45,6 +46,13 @@ class WebhookIn(Strict):
             raise ValueError(f"is not a valid URL: {exc}") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http:// or https:// URL with a host")
+        try:
+            address = ipaddress.ip_address(parts.hostname)
+        except ValueError:
+            return url  # a name: resolved when delivering
+        if address.is_link_local or address.is_multicast or address.is_unspecified:
+            raise ValueError(f"must not point at a link-local, multicast or unspecified address ({address}): "
+                             "a cloud's instance metadata lives there")
         return url
 
     @field_validator("events")

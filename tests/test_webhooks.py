@@ -350,6 +350,8 @@ async def test_webhooks_are_created_listed_and_removed_and_the_secret_is_shown_o
     ({"url": "ftp://example.com/x", "events": ["fallback"]}, "body.url"),
     ({"url": "not a url", "events": ["fallback"]}, "body.url"),
     ({"url": "http://", "events": ["fallback"]}, "body.url"),
+    ({"url": "http://169.254.169.254/latest/meta-data/", "events": ["fallback"]}, "body.url"),
+    ({"url": "http://[fe80::1]/x", "events": ["fallback"]}, "body.url"),
     ({"url": "https://example.com/x", "events": ["fallbacks"]}, "body.events.0"),
     ({"url": "https://example.com/x", "events": []}, "body.events"),
 ])
