@@ -94,7 +94,7 @@ async def test_concurrent_opens_migrate_once_without_errors(store_url: str) -> N
     stores = await asyncio.gather(*(Store.open(store_url) for _ in range(3)))
     try:
         await stores[0].save_decisions(ACCOUNT, REGION, timeline(1))
-        assert [await s.max_decision_seq(ACCOUNT, REGION) for s in stores] == [1, 1, 1]
+        assert [(await s.max_event_seqs(ACCOUNT, REGION))["decisions"] for s in stores] == [1, 1, 1]
     finally:
         for s in stores:
             await s.close()
@@ -109,7 +109,7 @@ async def test_an_in_memory_sqlite_store_keeps_its_data_while_open() -> None:
     store = await Store.open("sqlite+aiosqlite://")
     try:
         await store.save_decisions(ACCOUNT, REGION, timeline(2))
-        await store.upsert_instances(ACCOUNT, REGION, [make_instance()], now_s=T0_S)
+        await store.save_fleet(ACCOUNT, REGION, [make_instance()], now_s=T0_S)
         assert seqs(await store.list_decisions(ACCOUNT, REGION)) == [2, 1]
         assert await store.list_instances(ACCOUNT, REGION) == [make_instance()]
     finally:
@@ -211,8 +211,9 @@ async def test_streams_do_not_see_each_other(store: Store) -> None:
     await store.save_decisions("other", REGION, timeline(1))
     assert seqs(await store.list_decisions(ACCOUNT, "us-west-2")) == [2, 1]
     assert seqs(await store.decisions_after("other", REGION, 0)) == [1]
-    assert await store.max_decision_seq(ACCOUNT, REGION) == 3
-    assert await store.known_streams() == [("demo", "us-east-1"), ("demo", "us-west-2"), ("other", "us-east-1")]
+    assert (await store.max_event_seqs(ACCOUNT, REGION))["decisions"] == 3
+    streams = [(ACCOUNT, REGION), (ACCOUNT, "us-west-2"), ("other", REGION), ("other", "us-west-2")]
+    assert [seqs(await store.decisions_after(a, r, 0)) for a, r in streams] == [[1, 2, 3], [1, 2], [1], []]
 
 
 async def test_decisions_after_replays_oldest_first_in_chunks(store: Store) -> None:
@@ -225,9 +226,9 @@ async def test_decisions_after_replays_oldest_first_in_chunks(store: Store) -> N
 
 
 async def test_max_seq_is_zero_for_an_empty_stream(store: Store) -> None:
-    assert await store.max_decision_seq(ACCOUNT, REGION) == 0
+    assert (await store.max_event_seqs(ACCOUNT, REGION))["decisions"] == 0
     await store.save_decisions(ACCOUNT, REGION, [(41, make_decision()), (40, make_decision())])
-    assert await store.max_decision_seq(ACCOUNT, REGION) == 41
+    assert (await store.max_event_seqs(ACCOUNT, REGION))["decisions"] == 41
 
 
 async def test_saving_a_batch_again_is_idempotent_and_the_first_write_wins(store: Store) -> None:
@@ -243,7 +244,8 @@ async def test_saving_a_batch_again_is_idempotent_and_the_first_write_wins(store
 
 async def test_an_empty_batch_writes_nothing(store: Store) -> None:
     await store.save_decisions(ACCOUNT, REGION, [])
-    assert await store.known_streams() == []
+    assert await store.max_event_seqs(ACCOUNT, REGION) == {"decisions": 0, "prices": 0, "instances": 0, "alerts": 0}
+    assert await store.list_decisions(ACCOUNT, REGION) == []
 
 
 @pytest.mark.parametrize(
@@ -261,7 +263,7 @@ async def test_a_batch_with_one_invalid_decision_is_rejected_whole(store: Store,
         await store.save_decisions(ACCOUNT, REGION, batch)
     assert caught.value.field == field
     assert seqs(await store.decisions_after(ACCOUNT, REGION, 0)) == [1, 2, 3]
-    assert await store.max_decision_seq(ACCOUNT, REGION) == 3
+    assert (await store.max_event_seqs(ACCOUNT, REGION))["decisions"] == 3
 
 
 async def test_a_batch_repeating_a_seq_or_malformed_is_rejected_whole(store: Store) -> None:
@@ -271,7 +273,7 @@ async def test_a_batch_repeating_a_seq_or_malformed_is_rejected_whole(store: Sto
         await store.save_decisions(ACCOUNT, REGION, [(1, make_decision()), (0, make_decision())])
     with pytest.raises(InvalidRecordError, match=r"batch\[0\]: must be a \(seq, Decision\) pair"):
         await store.save_decisions(ACCOUNT, REGION, [(1,)])  # type: ignore[list-item]
-    assert await store.max_decision_seq(ACCOUNT, REGION) == 0
+    assert (await store.max_event_seqs(ACCOUNT, REGION))["decisions"] == 0
 
 
 # --- the decisions writer (one hop per batch: actors/store/writer.py) ----------------------------------
@@ -387,37 +389,37 @@ async def test_postgres_a_save_whose_connection_the_server_kills_is_retried_on_a
 # --- instances ----------------------------------------------------------------------------------------
 
 
-async def test_instances_upsert_list_and_remove(store: Store) -> None:
+async def test_a_saved_fleet_is_listed_by_id_overwritten_and_left(store: Store) -> None:
     a, b, c = make_instance("i-a"), make_instance("i-b", "us-east-1b"), make_instance("i-c", "us-east-1c")
-    await store.upsert_instances(ACCOUNT, REGION, [c, a, b], now_s=T0_S)
+    await store.save_fleet(ACCOUNT, REGION, [c, a, b], now_s=T0_S)
     assert await store.list_instances(ACCOUNT, REGION) == [a, b, c]
 
     moved = replace(a, lifecycle=Lifecycle.ON_DEMAND, interrupted=True, launched_at_s=T0_S)
-    await store.upsert_instances(ACCOUNT, REGION, [moved], now_s=T0_S + 60)
+    await store.save_fleet(ACCOUNT, REGION, [moved, b, c], now_s=T0_S + 60)
     assert await store.list_instances(ACCOUNT, REGION) == [moved, b, c]
 
-    await store.remove_instances(ACCOUNT, REGION, ["i-b", "i-unknown"])
+    await store.save_fleet(ACCOUNT, REGION, [moved, c], now_s=T0_S + 120)  # i-b left
     assert await store.list_instances(ACCOUNT, REGION) == [moved, c]
-    await store.remove_instances(ACCOUNT, REGION, [])
     assert await store.list_instances("other", REGION) == []
-    assert await store.known_streams() == [(ACCOUNT, REGION)]
+    assert await store.fleet_updated_at_s(ACCOUNT, REGION) == T0_S + 120
+    assert await store.fleet_updated_at_s("other", REGION) is None
 
 
 async def test_instances_of_other_streams_are_untouched(store: Store) -> None:
-    await store.upsert_instances(ACCOUNT, REGION, [make_instance("i-a")], now_s=T0_S)
-    await store.upsert_instances(ACCOUNT, "us-west-2", [make_instance("i-a", "us-west-2a")], now_s=T0_S)
-    await store.remove_instances(ACCOUNT, REGION, ["i-a"])
+    await store.save_fleet(ACCOUNT, REGION, [make_instance("i-a")], now_s=T0_S)
+    await store.save_fleet(ACCOUNT, "us-west-2", [make_instance("i-a", "us-west-2a")], now_s=T0_S)
+    await store.save_fleet(ACCOUNT, REGION, [], now_s=T0_S + 60)
     assert await store.list_instances(ACCOUNT, REGION) == []
     assert [i.pool.availability_zone for i in await store.list_instances(ACCOUNT, "us-west-2")] == ["us-west-2a"]
 
 
-async def test_an_invalid_instance_rejects_the_whole_upsert(store: Store) -> None:
-    await store.upsert_instances(ACCOUNT, REGION, [make_instance("i-a")], now_s=T0_S)
+async def test_an_invalid_instance_rejects_the_whole_fleet(store: Store) -> None:
+    await store.save_fleet(ACCOUNT, REGION, [make_instance("i-a")], now_s=T0_S)
     bad = replace(make_instance("i-bad"), launched_at_s=float("nan"))
     with pytest.raises(InvalidRecordError, match=r"instances\[1\]\.instance 'i-bad'\.launched_at_s"):
-        await store.upsert_instances(ACCOUNT, REGION, [make_instance("i-b"), bad], now_s=T0_S)
+        await store.save_fleet(ACCOUNT, REGION, [make_instance("i-b"), bad], now_s=T0_S)
     with pytest.raises(InvalidRecordError, match="appears twice"):
-        await store.upsert_instances(ACCOUNT, REGION, [make_instance("i-b"), make_instance("i-b")], now_s=T0_S)
+        await store.save_fleet(ACCOUNT, REGION, [make_instance("i-b"), make_instance("i-b")], now_s=T0_S)
     assert [i.instance_id for i in await store.list_instances(ACCOUNT, REGION)] == ["i-a"]
 
 

@@ -253,7 +253,6 @@ async def test_max_event_seqs_is_per_topic_and_zero_when_none(store: Store) -> N
     await store.save_tick(ACCOUNT, REGION, [(4, make_decision()), (3, make_decision("i-b"))],
                           [make_event("prices", 9), make_event("prices", 7), make_event("alerts", 2)])
     assert await store.max_event_seqs(ACCOUNT, REGION) == {"decisions": 4, "prices": 9, "instances": 0, "alerts": 2}
-    assert await store.max_decision_seq(ACCOUNT, REGION) == 4
 
 
 @pytest.mark.parametrize("topic", ["decisions", "news", ""])

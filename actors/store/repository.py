@@ -173,13 +173,6 @@ class Store:
         )
         return await self._records(query)
 
-    async def max_decision_seq(self, account: str, region: str) -> int:
-        """The newest seq of the stream, 0 when it has none (an actor resumes numbering after it)."""
-        c = DECISIONS.c
-        query = sa.select(sa.func.coalesce(sa.func.max(c.seq), 0)).where(c.account == account, c.region == region)
-        async with self._engine.connect() as conn:
-            return int((await conn.execute(query)).scalar_one())
-
     async def _records(self, query: sa.Select[Any]) -> list[DecisionRecord]:
         async with self._engine.connect() as conn:
             result = await conn.execute(query)
@@ -282,17 +275,9 @@ class Store:
 
     # --- instances -----------------------------------------------------------------------------------
 
-    async def upsert_instances(self, account: str, region: str, instances: Sequence[Instance], now_s: float) -> None:
-        """Insert or overwrite instances by id, in one transaction, stamping ``updated_at_s = now_s``."""
-        await self._write_instances(account, region, instances, now_s, replace=False)
-
     async def save_fleet(self, account: str, region: str, instances: Sequence[Instance], now_s: float) -> None:
         """The stream's whole fleet, in one transaction: instances not in it are deleted (they left: a cloud
         replacement has a new id), the others inserted or overwritten."""
-        await self._write_instances(account, region, instances, now_s, replace=True)
-
-    async def _write_instances(self, account: str, region: str, instances: Sequence[Instance], now_s: float,
-                               replace: bool) -> None:
         rows: list[dict[str, Any]] = []
         seen: set[str] = set()
         for i, instance in enumerate(instances):
@@ -304,13 +289,10 @@ class Store:
                 raise InvalidRecordError(f"instances[{i}]", f"{row['instance_id']!r} appears twice")
             seen.add(row["instance_id"])
             rows.append(row)
-        if not rows and not replace:
-            return
         c = INSTANCES.c
         async with self._engine.begin() as conn:
-            if replace:
-                await conn.execute(sa.delete(INSTANCES).where(c.account == account, c.region == region,
-                                                              c.instance_id.not_in(sorted(seen))))
+            await conn.execute(sa.delete(INSTANCES).where(c.account == account, c.region == region,
+                                                          c.instance_id.not_in(sorted(seen))))
             if rows:
                 insert = self._insert(INSTANCES)
                 keys = ("account", "region", "instance_id")
@@ -327,19 +309,6 @@ class Store:
         async with self._engine.connect() as conn:
             result = await conn.execute(query)
             return [codec.instance_from_row(row) for row in result.mappings()]
-
-    async def remove_instances(self, account: str, region: str, instance_ids: Sequence[str]) -> None:
-        """Forget instances (terminated); unknown ids are ignored."""
-        ids = list(instance_ids)
-        for i, instance_id in enumerate(ids):
-            if not isinstance(instance_id, str):
-                raise InvalidRecordError(f"instance_ids[{i}]", f"must be a string, got {instance_id!r}")
-        if not ids:
-            return
-        c = INSTANCES.c
-        statement = sa.delete(INSTANCES).where(c.account == account, c.region == region, c.instance_id.in_(ids))
-        async with self._engine.begin() as conn:
-            await conn.execute(statement)
 
     async def fleet_updated_at_s(self, account: str, region: str) -> float | None:
         """When the stream's stored fleet last changed (the newest ``updated_at_s``), None with no fleet."""
@@ -377,17 +346,6 @@ class Store:
         async with self._engine.connect() as conn:
             result = await conn.execute(query)
             return [checkpoint_from_row(row) for row in result.mappings()]
-
-    # --- streams -------------------------------------------------------------------------------------
-
-    async def known_streams(self) -> list[tuple[str, str]]:
-        """Every (account, region) with a decision or an instance, sorted."""
-        d, i = DECISIONS.c, INSTANCES.c
-        query = sa.union(sa.select(d.account, d.region).distinct(), sa.select(i.account, i.region).distinct())
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        return sorted((str(account), str(region)) for account, region in rows)
-
 
 def _decision_rows(
     account: str, region: str, batch: Sequence[tuple[int, Decision]], name: str

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -266,8 +266,3 @@ def _account(row: Mapping[str, Any]) -> Account:
 def _simulation(row: Mapping[str, Any]) -> SimulationRecord:
     return SimulationRecord(row["id"], row["tenant_id"], row["status"], row["request"], row["result"], row["error"],
                             row["created_at_s"], row["finished_at_s"])
-
-
-def regions_of(accounts: Sequence[Account]) -> dict[str, tuple[str, ...]]:
-    """Account name -> its regions."""
-    return {a.name: a.regions for a in accounts}
