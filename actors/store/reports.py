@@ -1,10 +1,11 @@
 """Savings reports from the store: read one (account, region) stream's history, then let the pure
 :func:`engine.savings.savings_report` do the arithmetic.
 
-What is read, up to the period's end: every stored decision (they carry the on-demand prices and the
-moves), the stream's ``prices`` events (as many as retention kept), and of its ``instances`` events the
-newest at or before the period's start plus every later one (each holds the whole fleet, so older ones
-add nothing). The stored fleet (``instances`` table) stands in when no ``instances`` event exists.
+What is read, up to the period's end: every stored decision but its candidates (decisions state the
+on-demand prices in their numbers, and the moves), the stream's ``prices`` events (as many as retention
+kept), and of its ``instances`` events the newest at or before the period's start plus every later one (each
+holds the whole fleet, so older ones add nothing). The stored fleet (``instances`` table) stands in when no
+``instances`` event exists.
 """
 
 from __future__ import annotations
@@ -46,8 +47,10 @@ async def read_history(store: Store, account: str, region: str, period: Period) 
             sa.select(sa.func.min(e.at_s)).where(*stream_e).scalar_subquery(),
             sa.select(sa.func.max(e.at_s)).where(*stream_e).scalar_subquery(),
         ))).one()
+        without_candidates = [column for column in DECISIONS.c if column.name != "candidates"]
         decision_rows = (await conn.execute(
-            sa.select(DECISIONS).where(*stream_d, d.decided_at_s < period.end_s).order_by(d.seq))).mappings().all()
+            sa.select(*without_candidates).where(*stream_d, d.decided_at_s < period.end_s).order_by(d.seq)
+        )).mappings().all()
         price_rows = (await conn.execute(
             sa.select(e.at_s, e.payload).where(*stream_e, e.topic == "prices", e.at_s < period.end_s)
             .order_by(e.at_s, e.seq))).all()
@@ -62,7 +65,7 @@ async def read_history(store: Store, account: str, region: str, period: Period) 
         stored_rows = (await conn.execute(
             sa.select(i.instance_id, i.instance_type, i.availability_zone, i.lifecycle)
             .where(i.account == account, i.region == region))).all()
-    decisions = [codec.record_from_row(row).decision for row in decision_rows]
+    decisions = [codec.record_from_row({**row, "candidates": []}).decision for row in decision_rows]
     snapshots = [_snapshot(seq, at_s, payload) for seq, at_s, payload in fleet_rows]
     stored = {row.instance_id: Placement(Pool(row.instance_type, row.availability_zone), row.lifecycle)
               for row in stored_rows}
