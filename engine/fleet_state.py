@@ -226,6 +226,14 @@ class FleetState:
         self.interrupted[rows] = False
         self.spot_better_since_s[rows] = np.nan
 
+    def rehome(self, rows: IntArray) -> None:
+        """Wake ``rows`` with no home: the next decision places them as new instances (any pool or on-demand,
+        a forced move that spends no budget). The fleet simulator's wake."""
+        self.stopped[rows] = False
+        self.pool[rows] = -1
+        self.on_demand[rows] = False
+        self.interrupted[rows] = True
+
     def wake(self, rows: IntArray, target_pool: IntArray, target_on_demand: BoolArray, now_s: float) -> None:
         """``rows`` run again at the placement a policy chose for them (a wake is no voluntary move: it
         spends no budget), their dwell clock starting now."""

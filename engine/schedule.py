@@ -20,6 +20,9 @@ import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _FULL_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 MINUTES_PER_DAY = 1440
@@ -193,7 +196,8 @@ class Schedule:
     def _tz(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.zone)  # cached by zoneinfo; not a field, so pickles stay small
 
-    def _local_date(self, now_s: float) -> dt.date:
+    def local_date(self, now_s: float) -> dt.date:
+        """The date on the schedule's wall clock at ``now_s``."""
         return dt.datetime.fromtimestamp(now_s, self._tz()).date()
 
     def _epoch(self, day: dt.date, minute: int) -> float:
@@ -233,7 +237,7 @@ class Schedule:
         >>> s.is_open(1_780_045_200.0), s.is_open(1_780_045_200.0 - 1)  # Fri 2026-05-29 09:00 UTC
         (True, False)
         """
-        today = self._local_date(now_s)
+        today = self.local_date(now_s)
         return any(a <= now_s < b for a, b in self.intervals(today - dt.timedelta(days=1), today))
 
     def next_change_s(self, now_s: float) -> float | None:
@@ -243,7 +247,7 @@ class Schedule:
         >>> Schedule.parse("Mon-Fri 09:00-17:00 UTC").next_change_s(1_780_045_200.0) - 1_780_045_200.0
         28800.0
         """
-        today = self._local_date(now_s)
+        today = self.local_date(now_s)
         for span_days in _SCAN_DAYS:
             last = today + dt.timedelta(days=span_days)
             horizon_s = self._epoch(last + dt.timedelta(days=1), 0)  # no later window starts before this
@@ -270,3 +274,22 @@ def governing(schedules: tuple[Schedule, ...] | list[Schedule], tags: Mapping[st
         if schedule.matches(tags):
             return schedule
     return None
+
+
+def open_mask(schedule: Schedule, times_s: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+    """Whether ``schedule`` is open at each of ``times_s`` (ascending epoch seconds, e.g. a trace's ticks):
+    the open intervals over the whole span, found once, and a binary search per time.
+
+    >>> office = Schedule.parse("Mon-Fri 09:00-17:00 UTC")
+    >>> open_mask(office, 1_780_045_200.0 + np.array([-1.0, 0.0, 28_799.0, 28_800.0])).tolist()
+    [False, True, True, False]
+    """
+    times = np.asarray(times_s, dtype=np.float64)
+    if not times.size:
+        return np.zeros(0, dtype=bool)
+    first = schedule.local_date(float(times.min())) - dt.timedelta(days=1)
+    last = schedule.local_date(float(times.max()))
+    spans = np.array(schedule.intervals(first, last), dtype=np.float64).reshape(-1, 2)
+    at = np.searchsorted(spans[:, 0], times, side="right") - 1  # the last interval opening at or before
+    inside = (at >= 0) & (times < spans[np.maximum(at, 0), 1])
+    return np.asarray(inside, dtype=bool)

@@ -4,12 +4,14 @@ backtest kernel and the replay demo following a schedule on the replayed clock."
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from actors.demo import demo_fleet
@@ -24,9 +26,11 @@ from api.app import create_app
 from api.auth import TokenBucket
 from api.testing import bearer_headers, settings_for_test
 from engine.hibernation import Hibernation, hibernate_decision
+from engine.market import MarketTrace
 from engine.policy import make_policy
 from engine.region import RegionEngine
-from engine.schedule import Schedule
+from engine.schedule import Schedule, open_mask
+from engine.sim.fleet import FleetMarket, fleet_metrics, simulate_fleet
 from engine.traces import bundled_market
 from engine.types import Action, AvailabilityPoint, Decision, Instance, Lifecycle, Pool, PricePoint, Rule
 
@@ -460,3 +464,85 @@ async def test_the_replay_demo_hibernates_and_wakes_on_the_replayed_clock_explai
     assert all(d.from_lifecycle is Lifecycle.STOPPED and d.to_lifecycle is not Lifecycle.STOPPED for d in woken)
     assert len(hibernated) == 4 * 5 and len(woken) == 4 * 4
     assert {d.action for d in cloud.calls} >= {Action.HIBERNATE, Action.WAKE}
+
+
+# -- backtests: the fleet kernel follows a schedule on each run's trace clock ---------------------------------
+
+
+def week_market(start: str = "2026-06-01 00:00", tick_s: float = 600.0, days: int = 14) -> FleetMarket:
+    """Two always-available p3.2xlarge pools at a constant $0.9/h spot, $3.06/h on demand."""
+    pools = (Pool("p3.2xlarge", "us-east-1a"), Pool("p3.2xlarge", "us-east-1c"))
+    n = round(days * 86400 / tick_s)
+    trace = MarketTrace(pools, utc(start), tick_s, np.ones((n, 2), bool), np.full((n, 2), 0.9), np.full(2, 3.06),
+                        "test")
+    return FleetMarket.of(trace, np.zeros((n, 2)), 3600.0)
+
+
+@pytest.mark.parametrize(("policy", "price", "saving_per_instance"), [
+    ("on_demand", 3.06, 9 * 0.9 + 119 * 3.06),  # the 9 h before its first placement: at the cheapest it could run
+    ("lowest_price", 0.9, 128 * 0.9),
+])
+def test_a_scheduled_fleet_runs_and_pays_only_inside_its_windows(policy: str, price: float,
+                                                                  saving_per_instance: float) -> None:
+    market = week_market().with_schedule(Schedule.parse(OFFICE))
+    week = round(7 * 86400 / market.trace.tick_s)
+    starts = np.array([0, round(86400 / market.trace.tick_s)])  # from Monday 00:00 and from Tuesday 00:00
+    out = simulate_fleet(market, make_policy(policy), starts, week, fleet_size=3, decision_interval_s=0)
+    assert out.hibernated_hours.tolist() == pytest.approx([3 * 128.0, 3 * 128.0])  # 168 h - 5 x 8 h
+    assert out.instance_hours.tolist() == pytest.approx([3 * 40.0, 3 * 40.0])
+    assert out.up_hours.tolist() == pytest.approx([3 * 40.0, 3 * 40.0])  # woken without downtime
+    assert out.cost_usd.tolist() == pytest.approx([3 * 40 * price] * 2)
+    assert out.hibernation_saving_usd.tolist() == pytest.approx([3 * saving_per_instance] * 2)
+    assert out.replacements.tolist() == [0, 0] and out.fallbacks.tolist() == [0, 0]  # a wake is no replacement
+    metrics = fleet_metrics(out)
+    assert metrics["schedule"] == OFFICE and metrics["hibernated_hours"] == pytest.approx(768.0)
+    assert metrics["on_demand_cost"] == pytest.approx(2 * 3 * 168 * 3.06)  # the always-on fleet on demand
+
+
+def test_without_a_schedule_the_fleet_kernel_reports_as_before() -> None:
+    market = week_market(days=2)
+    out = simulate_fleet(market, make_policy("lowest_price"), np.array([0]), 144, fleet_size=2)
+    assert out.hibernated_hours.tolist() == [0.0] and "schedule" not in fleet_metrics(out)
+    assert out.cost_usd.tolist() == pytest.approx([2 * 24 * 0.9])
+
+
+def test_the_schedule_mask_agrees_with_the_schedule_across_a_daylight_saving_change() -> None:
+    berlin = Schedule.parse("Mon-Fri 08:00-19:00 Europe/Berlin")
+    times = utc("2026-03-25 00:00") + np.arange(0, 10 * 86400, 300.0)
+    assert open_mask(berlin, times).tolist() == [berlin.is_open(float(t)) for t in times]
+
+
+def test_simulate_fleet_refuses_a_bad_schedule_naming_the_option(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    result = CliRunner().invoke(app, ["simulate", "fleet", "--availability", str(tmp_path / "none.json"),
+                                      "--spot-price", "1", "--on-demand-price", "3", "--json", str(tmp_path / "f.json"),
+                                      "--schedule", "Mon-Fry 09:00-17:00 UTC"])
+    assert result.exit_code == 2
+    assert "--schedule: window 1: unknown day 'Fry'" in " ".join(result.output.split())
+
+
+@pytest.mark.ray
+def test_simulate_fleet_with_a_schedule_reports_hibernated_hours(tmp_path: Path, ray_session: object) -> None:
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    day = {"metadata": {"gap_seconds": 600}, "data": [1] * 144}  # 24 h from the epoch: Thursday 1970-01-01
+    bundle = {"convention": "available", "traces": {"us-west-2a_v100_1.json": day, "us-west-2b_v100_1.json": day}}
+    (tmp_path / "bundle.json").write_text(json.dumps(bundle))
+    out = tmp_path / "f.json"
+    result = CliRunner().invoke(app, [
+        "simulate", "fleet", "--availability", str(tmp_path / "bundle.json"), "--spot-price", "0.9",
+        "--on-demand-price", "3.06", "--fleet-size", "2", "--runs", "1", "--hours", "24", "--policy", "on_demand",
+        "--schedule", "Mon-Fri 09:00-17:00 UTC", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["settings"]["schedule"] == "Mon-Fri 09:00-17:00 UTC"
+    od = report["policies"]["on_demand"]
+    assert od["hibernated_hours"] == pytest.approx(2 * 16.0)
+    assert od["total_cost"] == pytest.approx(2 * 8 * 3.06)
+    # 00:00-09:00 before its first placement counts at the cheapest it could have run (spot), 17:00-24:00 on demand
+    assert od["hibernation_saving"] == pytest.approx(2 * (9 * 0.9 + 7 * 3.06))

@@ -6,6 +6,7 @@ naming what is wrong; the JSON report goes to ``--json``, a short table to the t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,6 +28,7 @@ from actors.backtests import (
 )
 from actors.ray_runtime import RayTarget
 from engine.policy import POLICY_NAMES, PolicyParams
+from engine.schedule import Schedule
 from engine.sim.backtest import DEADLINE_POLICY_NAMES
 from engine.sim.clock import DeadlineJob, JobError
 from engine.sim.fleet import DEFAULT_DECISION_INTERVAL_S
@@ -113,8 +115,14 @@ def run_fleet(
     show_progress: bool = True,
     instance_type: str | None = None,
     decision_interval_minutes: float = DEFAULT_DECISION_INTERVAL_S / 60.0,
+    schedule: str | None = None,
 ) -> dict[str, Any]:
-    """Load the market, simulate every policy's fleets, report (and plot)."""
+    """Load the market, simulate every policy's fleets, report (and plot). With ``schedule`` the fleets
+    hibernate outside its windows, on the trace's clock."""
+    try:
+        hibernation = None if schedule is None else Schedule.parse(schedule)
+    except ValueError as exc:
+        raise UsageError(f"--schedule: {exc}") from None
     request = FleetRequest(tuple(policies), fleet_size, n_runs, hours, seed, params, decision_interval_minutes * 60.0,
                            instance_type, spot_price, on_demand_price)
     source = {"availability": str(availability), "prices": None if prices is None else str(prices)}
@@ -124,6 +132,9 @@ def run_fleet(
         plan = fleet_plan(request, load_market(availability, prices, convention=convention), source)
     except SimulationInputError as exc:
         raise usage_error(exc, availability) from None
+    if hibernation is not None:
+        plan = dataclasses.replace(plan, market=plan.market.with_schedule(hibernation),
+                                   settings={**plan.settings, "schedule": str(hibernation)})
     result = _run(plan, target, show_progress, "fleet runs")
     _write_outputs(result, json_out, plot)
     return result.report
@@ -253,6 +264,9 @@ def register(app: typer.Typer) -> None:
         convention: ConventionOption = None,
         address: AddressOption = None,
         num_cpus: CpusOption = None,
+        schedule: Annotated[str | None, typer.Option(
+            help="hibernation schedule on the trace's clock, e.g. 'Mon-Fri 09:00-17:00 UTC': stopped outside it")
+        ] = None,
     ) -> None:
         """The fleet workload: N instances kept running across the pools; cost, savings, interruptions."""
         try:
@@ -274,6 +288,7 @@ def register(app: typer.Typer) -> None:
                 params,
                 instance_type=instance_type,
                 decision_interval_minutes=decision_interval_minutes,
+                schedule=schedule,
             )
         except (TraceError, UsageError, ValueError, OSError) as exc:
             raise _fail(str(exc)) from None

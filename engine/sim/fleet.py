@@ -14,6 +14,13 @@ one vectorized call (market rows = runs, fleets = runs). The kernel plays the cl
 Availability is the fraction of instance-hours actually up. The on-demand cost is what ``N`` on-demand
 instances of the fleet's type would have cost over the same hours.
 
+With a hibernation schedule (:meth:`FleetMarket.with_schedule`, evaluated on each run's own trace clock) the
+fleet is stopped outside its windows: stopped instances cost nothing, are interrupted by no pool and
+decided by no policy; when a window opens they are placed again as new instances (no budget, no
+downtime). Their hours are reported (``hibernated_hours``) with what they would have cost where they were
+(``hibernation_saving_usd``; one stopped before its first placement: the cheapest it could have run then, so
+the figure is a lower bound); availability counts the scheduled hours only, the on-demand cost all hours.
+
 A fleet is of one instance type (by default the bundle's most common one); each instance may use the pools
 whose type the catalog deems compatible (:meth:`engine.catalog.Catalog.compatible_types`), so a V100 fleet
 never lands on a K80 pool of a mixed bundle. New instances are homeless (``pool = -1``) until the policy
@@ -30,7 +37,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -42,6 +49,7 @@ from engine.fleet_state import FleetState
 from engine.market import MarketTrace
 from engine.policy import MarketView, Policy
 from engine.policy.base import ACTION_CODE, Choice
+from engine.schedule import Schedule, open_mask
 from engine.types import Action, Pool
 
 FloatArray = npt.NDArray[np.float64]
@@ -95,6 +103,13 @@ class FleetMarket:
     instance_type: str  # the fleet's type
     compatible: BoolArray  # (P,) pools able to run it
     risk_horizon_s: float = 3600.0  # the horizon ``risk`` predicts over
+    scheduled: BoolArray | None = None  # (T,) the fleet's hibernation schedule is open at the tick; None: always
+    schedule: str = ""  # that schedule's text
+
+    def with_schedule(self, schedule: Schedule) -> FleetMarket:
+        """The same market with the fleet following ``schedule`` on the trace's clock."""
+        ticks = self.trace.start_s + np.arange(self.trace.n_ticks, dtype=np.float64) * self.trace.tick_s
+        return replace(self, scheduled=open_mask(schedule, ticks), schedule=str(schedule))
 
     @property
     def fleet_on_demand_price(self) -> float:
@@ -156,6 +171,9 @@ class FleetOutcome:
     up_hours: FloatArray
     instance_hours: FloatArray
     spot_hours_by_pool: FloatArray  # (R, P) instance-hours held on spot in each pool
+    hibernated_hours: FloatArray = field(default_factory=lambda: np.zeros(0))  # (R,) instance-hours stopped
+    hibernation_saving_usd: FloatArray = field(default_factory=lambda: np.zeros(0))  # (R,) their cost where they were
+    schedule: str = ""  # the hibernation schedule followed ("": none)
 
     @property
     def n_runs(self) -> int:
@@ -208,6 +226,8 @@ def simulate_fleet(
     replacements = np.zeros(n_runs, np.int64)
     fallbacks = np.zeros(n_runs, np.int64)
     up_s = np.zeros(n_runs)
+    stopped_s = np.zeros(n_runs)
+    saved_usd = np.zeros(n_runs)
     n_pools = trace.n_pools
     spot_ticks = np.zeros(n_runs * n_pools)
     for step in range(n_ticks):
@@ -219,6 +239,8 @@ def simulate_fleet(
         lost = state.interrupt(~available, run_of)
         if lost.any():
             interruptions += np.bincount(run_of[lost], minlength=n_runs)
+        if market.scheduled is not None:
+            _follow_schedule(state, market.scheduled[ticks][run_of], launched, down_left_s)
 
         if step % every == 0:
             sel = None  # everyone
@@ -226,6 +248,9 @@ def simulate_fleet(
             sel = np.flatnonzero(np.isin(run_of, run_of[state.interrupted]))  # whole fleets with a forced move
         else:
             sel = np.empty(0, np.intp)
+        if market.scheduled is not None and state.stopped.any():  # the stopped are decided for by no policy
+            awake = state.awake()
+            sel = awake if sel is None else np.intersect1d(sel, awake)
         overlap_usd: FloatArray | float = 0.0
         choice = None
         if sel is None or sel.size:
@@ -265,11 +290,17 @@ def simulate_fleet(
         if on_tick is not None:
             on_tick(step, now_s, state, choice)
 
-        running = launched & ~state.interrupted
+        running = launched & ~state.interrupted & ~state.stopped
         on_demand = state.on_demand
         np.copyto(price, spot_n)
-        np.copyto(price, od_price, where=on_demand)
+        np.copyto(price, od_price, where=on_demand | (state.pool < 0))
         paid = np.where(running, price * tick_h, 0.0)
+        if market.scheduled is not None and state.stopped.any():
+            # Where it was; one stopped before its first placement at the cheapest it could have run then.
+            cheapest = np.minimum(np.where(available & market.compatible, spot_now, np.inf).min(axis=1), od_price)
+            was = np.where((state.pool < 0) & ~state.on_demand, cheapest[run_of], price)
+            stopped_s += np.bincount(run_of, weights=state.stopped * trace.tick_s, minlength=n_runs)
+            saved_usd += np.bincount(run_of, weights=np.where(state.stopped, was * tick_h, 0.0), minlength=n_runs)
         down = np.minimum(down_left_s, trace.tick_s)
         down_left_s -= down
         up = np.where(running, trace.tick_s - down, 0.0)
@@ -287,9 +318,25 @@ def simulate_fleet(
         replacements=replacements,
         fallbacks=fallbacks,
         up_hours=up_s / 3600.0,
-        instance_hours=np.full(n_runs, fleet_size * hours),
+        instance_hours=fleet_size * hours - stopped_s / 3600.0,
         spot_hours_by_pool=spot_ticks.reshape(n_runs, n_pools) * tick_h,
+        hibernated_hours=stopped_s / 3600.0,
+        hibernation_saving_usd=saved_usd,
+        schedule=market.schedule,
     )
+
+
+def _follow_schedule(state: FleetState, open_n: BoolArray, launched: BoolArray, down_left_s: FloatArray) -> None:
+    """Stop the running instances whose window closed; those whose window opened become new instances
+    again (no home, not yet launched), so the tick's decision places them like any first placement."""
+    closing = np.flatnonzero(~open_n & ~state.stopped)
+    if closing.size:
+        state.hibernate(closing)
+        down_left_s[closing] = 0.0
+    opening = np.flatnonzero(open_n & state.stopped)
+    if opening.size:
+        state.rehome(opening)
+        launched[opening] = False
 
 
 def merge_fleet(parts: list[FleetOutcome]) -> FleetOutcome:
@@ -303,8 +350,11 @@ def merge_fleet(parts: list[FleetOutcome]) -> FleetOutcome:
         "up_hours",
         "instance_hours",
         "spot_hours_by_pool",
+        "hibernated_hours",
+        "hibernation_saving_usd",
     )
-    return FleetOutcome(parts[0].policy, *(np.concatenate([getattr(p, f) for p in parts]) for f in fields))
+    arrays: dict[str, Any] = {f: np.concatenate([getattr(p, f) for p in parts]) for f in fields}
+    return FleetOutcome(policy=parts[0].policy, schedule=parts[0].schedule, **arrays)
 
 
 def fleet_metrics(out: FleetOutcome) -> dict[str, Any]:
@@ -319,4 +369,6 @@ def fleet_metrics(out: FleetOutcome) -> dict[str, Any]:
         "replacements": int(out.replacements.sum()),
         "fallbacks": int(out.fallbacks.sum()),
         "availability": round(float(out.up_hours.sum() / out.instance_hours.sum()), 6),
+        **({"schedule": out.schedule, "hibernated_hours": round(float(out.hibernated_hours.sum()), 4),
+            "hibernation_saving": round(float(out.hibernation_saving_usd.sum()), 4)} if out.schedule else {}),
     }
