@@ -276,6 +276,15 @@ def test_a_move_carried_out_is_counted_and_charged_in_its_new_pool() -> None:
     assert row.actual_cost_usd == pytest.approx(4 * 0.03 + 20 * 0.02)
 
 
+def test_before_the_first_snapshot_an_instance_is_where_the_decision_that_moved_it_found_it() -> None:
+    keep = decision(at_s=T0)  # the stream starts here, in observe mode: no snapshot
+    moved = decision(Action.REPLACE, Rule.SAVING, T0 + 6 * 3600, to_pool=POOL_B)  # carried out: the first snapshot
+    snapshots = (FleetSnapshot(moved.decided_at_s, {"i-1": Placement(POOL_B, "spot")}),)
+    row = day_report(history((keep, moved), snapshots, fleet={})).total
+    assert row.actual_cost_usd == pytest.approx(6 * 0.03 + 18 * 0.02)
+    assert row.replacements == 1
+
+
 def test_an_interruption_decided_again_every_tick_counts_once() -> None:
     again = [decision(Action.REPLACE, Rule.INTERRUPTED, T0 + k * 195, to_pool=POOL_B) for k in range(1, 4)]
     later = decision(Action.REPLACE, Rule.INTERRUPTED, T0 + 7200, to_pool=POOL_B)
