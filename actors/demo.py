@@ -1,11 +1,21 @@
 """The demo account: a small fleet that the replay account owns, matching the bundled history, so the
-first run has something to decide about."""
+first run has something to decide about, and the policy settings it runs with."""
 
 from __future__ import annotations
 
 from engine.market import MarketTrace
+from engine.policy import PolicyParams
 from engine.region import pools_of_region
 from engine.types import Instance, Lifecycle
+
+DEMO_POLICY = "risk_aware"
+
+
+def demo_policy_params() -> PolicyParams:
+    """The demo fleet is a service: four instances behind one endpoint. Losing all of them at once is an
+    outage, worth far more than four separate interruptions, so the policy spreads the fleet whenever one
+    pool holding all of it is risky enough for that to lower the expected cost."""
+    return PolicyParams(fleet_outage_weight=10.0)
 
 
 def demo_fleet(trace: MarketTrace, instance_type: str, region: str, size: int, fleet: str = "demo",

@@ -104,7 +104,7 @@ def test_an_interrupted_instance_falls_back_to_on_demand_when_no_pool_is_availab
 
 def test_risk_aware_prefers_a_safer_pool_over_a_cheaper_risky_one() -> None:
     m = market([1.0, 0.6, 0.7], risk=[0.0, 0.9, 0.02])
-    risk_aware = decide("risk_aware", m, fleet([0]), restart_hours=0.5)
+    risk_aware = decide("risk_aware", m, fleet([0]), restart_hours=0.5, pareto_guard=False)
     lowest = decide("lowest_price", m, fleet([0]), restart_hours=0.5)
     assert risk_aware.target_pool.tolist() == [2]
     assert lowest.target_pool.tolist() == [1]

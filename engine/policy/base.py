@@ -14,7 +14,8 @@ a fleet's share in one pool, and hysteresis before returning from on-demand to s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -79,6 +80,13 @@ class PolicyParams:
     risk_horizon_s: float = 3600.0  # the horizon the risk model predicts over
     restart_hours: float = 0.1  # an interruption or migration takes the workload down this long
     interruption_penalty_usd: float = 0.0  # extra cost the user assigns to one interruption
+    lost_work_hours: float = 0.0  # unsaved work an interruption loses (the checkpoint interval); 0: stateless
+    # A whole fleet lost at once costs this many times its instances' work lost on top (a service with
+    # nothing up); 0: the instances are independent workers, and spreading buys nothing in expectation.
+    fleet_outage_weight: float = 0.0
+    # risk_aware leaves AWS's pick (price_capacity_optimized) only for a pool no worse on price and risk;
+    # False: the lowest expected cost wins outright, paying more for safety when the cost model says so.
+    pareto_guard: bool = True
     min_saving_fraction: float = 0.05  # a voluntary move must save this share of the current cost ...
     min_saving_usd_per_hour: float = 0.0  # ... and at least this much
     payback_hours: float = 24.0  # the saving over this horizon must pay for the migration
@@ -96,7 +104,8 @@ class PolicyParams:
         if self.budget_per_window < 0:
             raise ValueError("budget_per_window must be >= 0")
         for name in ("restart_hours", "min_saving_fraction", "min_saving_usd_per_hour", "payback_hours",
-                     "min_dwell_s", "return_after_s", "interruption_penalty_usd", "budget_window_s"):
+                     "min_dwell_s", "return_after_s", "interruption_penalty_usd", "budget_window_s",
+                     "lost_work_hours", "fleet_outage_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
 
@@ -113,6 +122,9 @@ class Choice:
     rank: FloatArray  # (N, P + 1) the strategy's own ordering (lower is better)
     saving_usd_per_hour: FloatArray  # (N,) expected_cost[current] - expected_cost[target]
     spot_better_since_s: FloatArray  # (N,) the updated return-to-spot memory
+    # The numbers a strategy weighed beyond price and risk, by name: (N,) per instance, or (N, P + 1) per
+    # placement (the explanation shows the current and the target column).
+    details: Mapping[str, FloatArray] = field(default_factory=dict)
 
     def actions(self) -> list[Action]:
         return [ACTIONS[int(code)] for code in self.action]

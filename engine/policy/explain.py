@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from engine.policy.base import ACTIONS, RULES, Choice, FleetView, MarketView
-from engine.types import Candidate, Decision, Instance, Lifecycle, Pool, Rule
+from engine.types import Action, Candidate, Decision, Instance, Lifecycle, Pool, Rule
 
 TOP_CANDIDATES = 5
 
@@ -54,6 +54,23 @@ REASONS: dict[Rule, str] = {
 }
 
 
+SPREAD_MOVE = ("spread: the rest of the fleet sits in one pool and losing all of it at once costs more than "
+               "${saving:.4f}/h here; {current} -> {target}")
+
+
+def _details(choice: Choice, i: int, current_col: int, target_col: int) -> dict[str, float]:
+    """The strategy's own numbers for instance ``i``: per-instance values as they are, per-placement ones
+    for its current (``current_``) and target (``target_``) placement."""
+    out: dict[str, float] = {}
+    for name, values in choice.details.items():
+        if values.ndim == 1:
+            out[name] = float(values[i])
+        else:
+            out[f"current_{name}"] = float(values[i, current_col])
+            out[f"target_{name}"] = float(values[i, target_col])
+    return out
+
+
 def explain(
     choice: Choice,
     i: int,
@@ -82,7 +99,8 @@ def explain(
     action = ACTIONS[int(choice.action[i])]
     saving = float(choice.saving_usd_per_hour[i])
     gain = (current.expected_cost_usd_per_hour - best.expected_cost_usd_per_hour)
-    reason = REASONS[rule].format(
+    template = SPREAD_MOVE if rule is Rule.SPREAD and action is not Action.KEEP else REASONS[rule]
+    reason = template.format(
         current=_describe(current), target=_describe(target), best=_describe(best), saving=saving,
         gain=gain if math.isfinite(gain) else 0.0, current_pool=here.key,
         dwell_min=max(0.0, (now_s - float(fleet.last_move_s[i])) / 60.0),
@@ -98,6 +116,7 @@ def explain(
         "saving_usd_per_hour": saving,
         "budget_left": float(fleet.budget_left[int(fleet.fleet[i])]),
     }
+    raw_numbers.update(_details(choice, i, current_col, target_col))
     numbers = {k: v for k, v in raw_numbers.items() if math.isfinite(v)}
     to_lifecycle = Lifecycle.ON_DEMAND if choice.target_on_demand[i] else Lifecycle.SPOT
     return Decision(
