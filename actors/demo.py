@@ -9,13 +9,15 @@ from engine.region import pools_of_region
 from engine.types import Instance, Lifecycle
 
 DEMO_POLICY = "risk_aware"
+# The demo fleet is a service: four instances behind one endpoint. Losing all of them at once is an outage,
+# worth far more than four separate interruptions, so the policy spreads the fleet whenever one pool
+# holding all of it is risky enough for that to lower the expected cost.
+DEMO_POLICY_OVERRIDES: dict[str, float] = {"fleet_outage_weight": 10.0}
 
 
 def demo_policy_params() -> PolicyParams:
-    """The demo fleet is a service: four instances behind one endpoint. Losing all of them at once is an
-    outage, worth far more than four separate interruptions, so the policy spreads the fleet whenever one
-    pool holding all of it is risky enough for that to lower the expected cost."""
-    return PolicyParams(fleet_outage_weight=10.0)
+    """The demo account's policy parameters (the defaults with :data:`DEMO_POLICY_OVERRIDES`)."""
+    return PolicyParams(**DEMO_POLICY_OVERRIDES)
 
 
 def demo_fleet(trace: MarketTrace, instance_type: str, region: str, size: int, fleet: str = "demo",

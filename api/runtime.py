@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.demo import demo_fleet
+from actors.demo import DEMO_POLICY_OVERRIDES, demo_fleet
 from actors.feeds.aws import AwsFeedSettings
 from actors.feeds.replay import ReplayFeed
 from actors.ray_runtime import connect, kill_actors, service_target
@@ -144,8 +144,8 @@ class Runtime:
             regions = tuple(self.registry.replay_regions)
             with contextlib.suppress(ConflictError):  # an old tombstone keeps the name: nothing to own
                 await self.tenancy.create_account(Account(
-                    settings.account, tenant.id, regions, "replay", "simulated", settings.policy, {},
-                    {}, now_s, now_s))
+                    settings.account, tenant.id, regions, "replay", "simulated", settings.policy,
+                    dict(DEMO_POLICY_OVERRIDES), {}, now_s, now_s))
         if not settings.admin_api_key:
             await self.tenancy.revoke_keys_labelled(tenant.id, DEMO_KEY_LABEL, now_s)
             _, self.demo_api_key = await self.tenancy.create_key(tenant.id, DEMO_KEY_LABEL, now_s)
@@ -154,7 +154,7 @@ class Runtime:
         settings = self.settings
         owned = await self.tenancy.get_account(None, settings.account)
         account = owned or Account(settings.account, self.demo_tenant_id or "", tuple(self.registry.replay_regions),
-                                   "replay", "simulated", settings.policy, {}, {})
+                                   "replay", "simulated", settings.policy, dict(DEMO_POLICY_OVERRIDES), {})
         account = dataclasses.replace(account, credentials_mode="replay")
         fleet: dict[str, list[Instance]] = {}
         if (settings.demo_fleet_size and settings.demo_region in account.regions
