@@ -259,3 +259,142 @@ def test_every_policy_keeps_when_nothing_beats_the_threshold(name: str) -> None:
         assert set(choice.actions()) == {Action.FALLBACK_ON_DEMAND}
     else:
         assert set(choice.actions()) == {Action.KEEP}
+
+
+# --- risk_aware: the interruption cost, zone co-failure, the Pareto guard, spreading, the numbers ---------
+
+
+def zoned_market(zones: list[str], prices: list[float], risk: list[float],
+                 available: list[bool] | None = None) -> MarketView:
+    n = len(zones)
+    return MarketView(
+        pools=tuple(Pool("m5.large", z) for z in zones),
+        spot_price=np.array([prices], dtype=float),
+        risk=np.array([risk], dtype=float),
+        available=np.array([available if available is not None else [True] * n]),
+        capacity_score=np.ones((1, n)),
+        on_demand_price=np.full(n, OD),
+    )
+
+
+def test_an_interruption_costs_the_work_lost_the_restart_at_the_replacements_price_and_its_failing_too() -> None:
+    from engine.policy.interruption import interruption_cost
+
+    m = market([1.0, 2.0], risk=[0.5, 0.2])
+    params = PolicyParams(restart_hours=0.5, lost_work_hours=0.25, interruption_penalty_usd=0.25)
+    c = interruption_cost(m, fleet([0], n_pools=2), params, np.ones((1, 2), dtype=bool))
+    assert c.work_lost_usd.tolist() == [0.75 * OD + 0.25]  # down and unsaved hours at the on-demand rate
+    assert c.replacement.tolist() == [[1, 0]]  # each pool's replacement is the best other one
+    assert c.restart_usd.tolist() == [[1.0, 0.5]]  # the restart paid at the replacement's price
+    assert c.next_fails.tolist() == [[0.2, 0.5]]  # ... which fails within the horizon at its own risk
+    assert c.total_usd[0].tolist() == pytest.approx([(2.5 + 1.0) * 1.2, (2.5 + 0.5) * 1.5])
+
+
+def test_an_interruption_with_no_spot_replacement_restarts_on_demand_which_never_fails() -> None:
+    from engine.policy.interruption import interruption_cost
+
+    m = market([1.0, 2.0], risk=[0.5, 0.2], available=[True, False])
+    c = interruption_cost(m, fleet([0], n_pools=2), PolicyParams(restart_hours=1.0), np.array([[True, False]]))
+    assert c.replacement[0, 0] == 2  # column P: on-demand
+    assert c.restart_usd[0, 0] == pytest.approx(OD)
+    assert c.next_fails[0, 0] == 0.0
+
+
+def test_zone_mates_that_go_down_together_are_learned_online() -> None:
+    from engine.learning.zones import ZoneCoFailure
+
+    pools = (Pool("a", "us-east-1a"), Pool("b", "us-east-1a"), Pool("c", "us-east-1b"), Pool("d", "us-east-1b"))
+    model = ZoneCoFailure(3600.0)
+    fresh = model.follow_probability(pools, rows=1)
+    t = 0.0
+    for _ in range(30):  # in us-east-1a the second pool follows the first down; us-east-1b fail alone
+        for up in ([1, 1, 1, 1], [0, 1, 0, 1], [0, 0, 0, 1], [1, 1, 1, 1], [1, 1, 1, 1]):
+            model.learn_one(pools, np.array([up], dtype=bool), t)
+            t += 600.0
+    follow = model.follow_probability(pools)
+    assert follow[0, 0] > 0.5 > follow[0, 2]
+    assert follow[0, 0] > fresh[0, 0]
+
+
+def test_a_replacement_in_the_failed_pools_zone_is_more_likely_to_fail_too() -> None:
+    from engine.policy.interruption import interruption_cost
+
+    m = zoned_market(["us-east-1a", "us-east-1a", "us-east-1b"], [1.0, 1.0, 1.05], [0.1, 0.1, 0.1])
+    follow = np.full((1, 3), 0.6)
+    c = interruption_cost(m, fleet([2], n_pools=3), PolicyParams(), np.ones((1, 3), dtype=bool), follow)
+    assert c.replacement[0, 0] == 1  # the zone-mate is the cheapest replacement ...
+    assert c.next_fails[0, 0] == pytest.approx(1 - 0.9 * 0.4)  # ... and follows the failed pool down
+    assert c.next_fails[0, 2] == pytest.approx(0.1)  # another zone's replacement fails at its own risk
+
+
+def test_the_pareto_guard_never_places_an_instance_dearer_or_riskier_than_aws_would() -> None:
+    # AWS's pick among equally available pools is the cheapest (pool 1); pool 2 is safer but dearer.
+    m = market([1.0, 0.6, 0.7], risk=[0.0, 0.9, 0.02], available=[False, True, True])
+    guarded = decide("risk_aware", m, fleet([0], interrupted=[True]), restart_hours=0.5)
+    assert guarded.target_pool.tolist() == [1]
+    assert guarded.details["pareto_guard_allows"][0].tolist() == [False, True, False, True]
+    # A pool no dearer and no riskier is taken instead, when its expected cost is clearly lower.
+    m = market([1.0, 0.6, 0.6], risk=[0.0, 0.9, 0.02], available=[False, True, True])
+    better = decide("risk_aware", m, fleet([0], interrupted=[True]), restart_hours=0.5)
+    assert better.target_pool.tolist() == [2]
+    unguarded = decide("risk_aware", market([1.0, 0.6, 0.7], risk=[0.0, 0.9, 0.02], available=[False, True, True]),
+                       fleet([0], interrupted=[True]), restart_hours=0.5, pareto_guard=False)
+    assert unguarded.target_pool.tolist() == [2]
+
+
+def test_a_running_instance_moves_for_a_price_saving_into_a_pool_no_riskier_but_never_for_risk_alone() -> None:
+    for_risk = decide("risk_aware", market([1.0, 1.0, 1.0], risk=[0.9, 0.0, 0.0]), fleet([0]))
+    assert for_risk.actions() == [Action.KEEP]
+    riskier = decide("risk_aware", market([1.0, 0.5, 1.0], risk=[0.1, 0.3, 0.1]), fleet([0]))
+    assert riskier.actions() == [Action.KEEP]
+    cheaper = decide("risk_aware", market([1.0, 0.5, 1.0], risk=[0.1, 0.05, 0.1]), fleet([0]))
+    assert (cheaper.actions(), cheaper.target_pool.tolist()) == ([Action.REPLACE], [1])
+
+
+def test_a_fleet_is_spread_when_losing_all_of_it_at_once_costs_more_than_moving_one_out() -> None:
+    m = zoned_market(["us-east-1a", "us-east-1b", "us-east-1c"], [1.0, 1.02, 1.5], [0.6, 0.2, 0.1],
+                     available=[True, True, True])
+    homeless = fleet([-1, -1, -1, -1], n_pools=3)
+    alone = decide("risk_aware", m, homeless, pareto_guard=False)
+    assert set(alone.target_pool.tolist()) == {1}  # without an outage cost the whole fleet goes to the best
+    spread = decide("risk_aware", m, homeless, pareto_guard=False, fleet_outage_weight=10.0)
+    targets = spread.target_pool.tolist()
+    assert targets.count(1) == 3 and len(set(targets)) == 2
+    assert spread.rules().count(Rule.SPREAD) == 1
+    moved = spread.rules().index(Rule.SPREAD)
+    saving = spread.details["spread_outage_saving_usd_per_hour"][moved]
+    extra = spread.details["spread_extra_cost_usd_per_hour"][moved]
+    assert saving > extra > 0
+
+
+def test_a_fleet_sitting_whole_in_a_pool_that_turned_risky_moves_one_instance_out() -> None:
+    m = zoned_market(["us-east-1a", "us-east-1b"], [1.0, 1.0], [0.8, 0.05])
+    f = fleet([0, 0, 0], n_pools=2, last_move_s=0.0)  # within the dwell time: spreading is no price flap
+    choice = decide("risk_aware", m, f, now_s=60.0, fleet_outage_weight=10.0)
+    assert choice.actions().count(Action.REPLACE) == 1
+    assert choice.rules().count(Rule.SPREAD) == 1
+    assert sorted(choice.target_pool.tolist()) == [0, 0, 1]
+    spent = decide("risk_aware", m, fleet([0, 0, 0], n_pools=2, budget=[0]), fleet_outage_weight=10.0)
+    assert spent.actions() == [Action.KEEP] * 3  # the disruption budget still holds
+
+
+def test_a_risk_aware_decision_shows_every_number_it_weighed() -> None:
+    from engine.policy.explain import explain
+    from engine.types import Instance
+
+    m = market([1.0, 0.6, 0.6], risk=[0.0, 0.9, 0.02], available=[False, True, True])
+    f = fleet([0], interrupted=[True])
+    choice = make_policy("risk_aware", PolicyParams(restart_hours=0.5)).decide(m, f, 0.0)
+    decision = explain(choice, 0, Instance("i-1", m.pools[0], interrupted=True), m, f, now_s=0.0,
+                       policy="risk_aware")
+    numbers = decision.numbers
+    for key in ("interruption_work_lost_usd", "target_interruption_restart_usd", "target_interruption_next_fails",
+                "target_interruption_cost_usd", "target_replacement_price_usd_per_hour", "target_zone_follow",
+                "baseline_price_usd_per_hour", "baseline_risk", "baseline_expected_cost_usd_per_hour",
+                "target_pareto_guard_allows"):
+        assert key in numbers, key
+    assert numbers["interruption_work_lost_usd"] == pytest.approx(0.5 * OD)
+    assert numbers["baseline_price_usd_per_hour"] == pytest.approx(0.6)  # AWS's pick: pool 1
+    assert numbers["baseline_risk"] == pytest.approx(0.9)
+    expected = 0.6 + 0.02 * numbers["target_interruption_cost_usd"]
+    assert numbers["target_expected_cost_usd_per_hour"] == pytest.approx(expected)
