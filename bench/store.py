@@ -1,7 +1,7 @@
 """Store write latency of one tick, as a region actor saves it before publishing (the write sits on the
 batch -> dashboard latency path): ``--save tick`` (default) is ``Store.save_tick`` of 2 decisions and 2
 events (a ~9 KB ``prices`` event and a small ``instances`` one), ``--save decisions`` is
-``Store.save_decisions`` of the 2 decisions alone.
+``Store.save_tick`` of the 2 decisions alone.
 
 Three loads, on SQLite (a temporary file) and on PostgreSQL (a scratch schema on the local server):
 
@@ -14,7 +14,7 @@ Three loads, on SQLite (a temporary file) and on PostgreSQL (a scratch schema on
 - ``same_instant``: the same 20, all at the same instant every second (the worst case: every write
   queues for SQLite's one writer lock, or for PostgreSQL and the 2 cores at once).
 
-Latency = wall time of the ``await store.save_tick(...)`` (or ``save_decisions``) in the writing process
+Latency = wall time of the ``await store.save_tick(...)`` in the writing process
 (perf_counter), real-sized decisions (6 candidates, 9 numbers) and events. Each process opens its store
 and saves a few warm-up ticks before the timed seconds start; all processes start their timed loop at the
 same wall-clock time.
@@ -105,7 +105,7 @@ class Writer:
             await self.store.save_tick(self.account, self.region, batch, events)
         else:
             started = time.perf_counter()
-            await self.store.save_decisions(self.account, self.region, batch)
+            await self.store.save_tick(self.account, self.region, batch, [])
         return time.perf_counter() - started
 
 
@@ -205,7 +205,7 @@ def parse_args() -> argparse.Namespace:
                         help="timed seconds of the 20-process loads")
     parser.add_argument("--saves", type=int, default=ONE_WRITER_SAVES, help="timed saves of the one writer")
     parser.add_argument("--save", choices=("tick", "decisions"), default="tick",
-                        help="save_tick (2 decisions + 2 events, default) or save_decisions (2 decisions)")
+                        help="save_tick of 2 decisions + 2 events (default) or of the 2 decisions alone")
     only = parser.add_mutually_exclusive_group()
     only.add_argument("--sqlite-only", action="store_true")
     only.add_argument("--postgres-only", action="store_true")
@@ -234,7 +234,7 @@ def main() -> None:
     parts = [f"{db}: " + ", ".join(f"{load} p50 {s['p50']} / p99 {s['p99']}" for load, s in loads.items())
              for db, loads in result["latency_ms"].items()]
     what = f"save_tick({BATCH} decisions, events of {'+'.join(map(str, result['event_bytes']))} B)" if events \
-        else f"save_decisions({BATCH})"
+        else f"save_tick({BATCH} decisions)"
     print(f"store: {what} latency ms; " + "; ".join(parts), file=sys.stdout)
 
 

@@ -81,7 +81,7 @@ async def test_open_migrates_an_empty_database_to_head_with_tables_and_indexes(s
 
 async def test_opening_again_is_a_no_op_that_keeps_the_data(store_url: str) -> None:
     first = await Store.open(store_url)
-    await first.save_decisions(ACCOUNT, REGION, timeline(3))
+    await first.save_tick(ACCOUNT, REGION, timeline(3), [])
     await first.close()
     second = await Store.open(store_url)
     try:
@@ -93,7 +93,7 @@ async def test_opening_again_is_a_no_op_that_keeps_the_data(store_url: str) -> N
 async def test_concurrent_opens_migrate_once_without_errors(store_url: str) -> None:
     stores = await asyncio.gather(*(Store.open(store_url) for _ in range(3)))
     try:
-        await stores[0].save_decisions(ACCOUNT, REGION, timeline(1))
+        await stores[0].save_tick(ACCOUNT, REGION, timeline(1), [])
         assert [(await s.max_event_seqs(ACCOUNT, REGION))["decisions"] for s in stores] == [1, 1, 1]
     finally:
         for s in stores:
@@ -108,7 +108,7 @@ async def test_opening_an_unmigrated_database_without_migrating_says_to_upgrade(
 async def test_an_in_memory_sqlite_store_keeps_its_data_while_open() -> None:
     store = await Store.open("sqlite+aiosqlite://")
     try:
-        await store.save_decisions(ACCOUNT, REGION, timeline(2))
+        await store.save_tick(ACCOUNT, REGION, timeline(2), [])
         await store.save_fleet(ACCOUNT, REGION, [make_instance()], now_s=T0_S)
         assert seqs(await store.list_decisions(ACCOUNT, REGION)) == [2, 1]
         assert await store.list_instances(ACCOUNT, REGION) == [make_instance()]
@@ -145,7 +145,7 @@ async def test_ping_is_false_and_open_is_clear_when_the_server_is_gone() -> None
 
 async def test_decisions_round_trip_through_the_database_keeping_every_field(store: Store) -> None:
     decisions = every_kind_of_decision()
-    await store.save_decisions(ACCOUNT, REGION, numbered(decisions))
+    await store.save_tick(ACCOUNT, REGION, numbered(decisions), [])
     records = await store.decisions_after(ACCOUNT, REGION, 0)
     assert records == [DecisionRecord(ACCOUNT, REGION, seq, d) for seq, d in numbered(decisions)]
     back = records[0].decision
@@ -157,13 +157,13 @@ async def test_decisions_round_trip_through_the_database_keeping_every_field(sto
 
 async def test_stored_json_is_the_json_published_live(store: Store) -> None:
     decision = make_decision()
-    await store.save_decisions(ACCOUNT, REGION, [(9, decision)])
+    await store.save_tick(ACCOUNT, REGION, [(9, decision)], [])
     [record] = await store.list_decisions(ACCOUNT, REGION)
     assert record.to_json() == decision_to_json(ACCOUNT, REGION, 9, decision)
 
 
 async def test_list_is_newest_first_and_the_before_cursor_walks_every_page(store: Store) -> None:
-    await store.save_decisions(ACCOUNT, REGION, timeline(25))
+    await store.save_tick(ACCOUNT, REGION, timeline(25), [])
     assert seqs(await store.list_decisions(ACCOUNT, REGION, limit=10)) == list(range(25, 15, -1))
     walked: list[int] = []
     before = None
@@ -181,13 +181,13 @@ async def test_list_limit_out_of_bounds_is_refused(store: Store, limit: int) -> 
 
 
 async def test_list_limit_bounds_themselves_are_allowed(store: Store) -> None:
-    await store.save_decisions(ACCOUNT, REGION, timeline(3))
+    await store.save_tick(ACCOUNT, REGION, timeline(3), [])
     assert seqs(await store.list_decisions(ACCOUNT, REGION, limit=1)) == [3]
     assert seqs(await store.list_decisions(ACCOUNT, REGION, limit=MAX_PAGE)) == [3, 2, 1]
 
 
 async def test_list_filters_by_action_instance_and_time_and_combines_with_the_cursor(store: Store) -> None:
-    await store.save_decisions(ACCOUNT, REGION, timeline(12))
+    await store.save_tick(ACCOUNT, REGION, timeline(12), [])
     replaced = await store.list_decisions(ACCOUNT, REGION, action=Action.REPLACE)
     assert seqs(replaced) == [10, 7, 4, 1]
     assert {r.decision.action for r in replaced} == {Action.REPLACE}
@@ -206,9 +206,9 @@ async def test_list_refuses_an_unknown_action(store: Store) -> None:
 
 
 async def test_streams_do_not_see_each_other(store: Store) -> None:
-    await store.save_decisions(ACCOUNT, REGION, timeline(3))
-    await store.save_decisions(ACCOUNT, "us-west-2", timeline(2))
-    await store.save_decisions("other", REGION, timeline(1))
+    await store.save_tick(ACCOUNT, REGION, timeline(3), [])
+    await store.save_tick(ACCOUNT, "us-west-2", timeline(2), [])
+    await store.save_tick("other", REGION, timeline(1), [])
     assert seqs(await store.list_decisions(ACCOUNT, "us-west-2")) == [2, 1]
     assert seqs(await store.decisions_after("other", REGION, 0)) == [1]
     assert (await store.max_event_seqs(ACCOUNT, REGION))["decisions"] == 3
@@ -217,7 +217,7 @@ async def test_streams_do_not_see_each_other(store: Store) -> None:
 
 
 async def test_decisions_after_replays_oldest_first_in_chunks(store: Store) -> None:
-    await store.save_decisions(ACCOUNT, REGION, timeline(10))
+    await store.save_tick(ACCOUNT, REGION, timeline(10), [])
     assert seqs(await store.decisions_after(ACCOUNT, REGION, 6)) == [7, 8, 9, 10]
     assert seqs(await store.decisions_after(ACCOUNT, REGION, 0, limit=3)) == [1, 2, 3]
     assert await store.decisions_after(ACCOUNT, REGION, 10) == []
@@ -227,23 +227,23 @@ async def test_decisions_after_replays_oldest_first_in_chunks(store: Store) -> N
 
 async def test_max_seq_is_zero_for_an_empty_stream(store: Store) -> None:
     assert (await store.max_event_seqs(ACCOUNT, REGION))["decisions"] == 0
-    await store.save_decisions(ACCOUNT, REGION, [(41, make_decision()), (40, make_decision())])
+    await store.save_tick(ACCOUNT, REGION, [(41, make_decision()), (40, make_decision())], [])
     assert (await store.max_event_seqs(ACCOUNT, REGION))["decisions"] == 41
 
 
 async def test_saving_a_batch_again_is_idempotent_and_the_first_write_wins(store: Store) -> None:
     batch = timeline(5)
-    await store.save_decisions(ACCOUNT, REGION, batch)
-    await store.save_decisions(ACCOUNT, REGION, batch)
+    await store.save_tick(ACCOUNT, REGION, batch, [])
+    await store.save_tick(ACCOUNT, REGION, batch, [])
     rewritten = [(seq, replace(d, reason="second try")) for seq, d in batch[3:]]
-    await store.save_decisions(ACCOUNT, REGION, [*rewritten, *timeline(7)[5:]])
+    await store.save_tick(ACCOUNT, REGION, [*rewritten, *timeline(7)[5:]], [])
     records = await store.decisions_after(ACCOUNT, REGION, 0)
     assert seqs(records) == [1, 2, 3, 4, 5, 6, 7]
     assert [r.decision for r in records[:5]] == [d for _, d in batch]
 
 
 async def test_an_empty_batch_writes_nothing(store: Store) -> None:
-    await store.save_decisions(ACCOUNT, REGION, [])
+    await store.save_tick(ACCOUNT, REGION, [], [])
     assert await store.max_event_seqs(ACCOUNT, REGION) == {"decisions": 0, "prices": 0, "instances": 0, "alerts": 0}
     assert await store.list_decisions(ACCOUNT, REGION) == []
 
@@ -251,28 +251,28 @@ async def test_an_empty_batch_writes_nothing(store: Store) -> None:
 @pytest.mark.parametrize(
     ("bad", "field"),
     [
-        (make_decision(saving_usd_per_hour=float("nan")), "batch[2].decision.saving_usd_per_hour"),
-        (make_decision(action="explode"), "batch[2].decision.action"),
-        ("not a decision", "batch[2].decision"),
+        (make_decision(saving_usd_per_hour=float("nan")), "decisions[2].decision.saving_usd_per_hour"),
+        (make_decision(action="explode"), "decisions[2].decision.action"),
+        ("not a decision", "decisions[2].decision"),
     ],
 )
 async def test_a_batch_with_one_invalid_decision_is_rejected_whole(store: Store, bad: Decision, field: str) -> None:
-    await store.save_decisions(ACCOUNT, REGION, timeline(3))
+    await store.save_tick(ACCOUNT, REGION, timeline(3), [])
     batch = [(4, make_decision("i-4")), (5, make_decision("i-5")), (6, bad), (7, make_decision("i-7"))]
     with pytest.raises(InvalidRecordError) as caught:
-        await store.save_decisions(ACCOUNT, REGION, batch)
+        await store.save_tick(ACCOUNT, REGION, batch, [])
     assert caught.value.field == field
     assert seqs(await store.decisions_after(ACCOUNT, REGION, 0)) == [1, 2, 3]
     assert (await store.max_event_seqs(ACCOUNT, REGION))["decisions"] == 3
 
 
 async def test_a_batch_repeating_a_seq_or_malformed_is_rejected_whole(store: Store) -> None:
-    with pytest.raises(InvalidRecordError, match=r"batch\[1\]\.seq: seq 4 appears twice"):
-        await store.save_decisions(ACCOUNT, REGION, [(4, make_decision()), (4, make_decision("i-9"))])
-    with pytest.raises(InvalidRecordError, match=r"batch\[1\]\.seq: must be in \[1"):
-        await store.save_decisions(ACCOUNT, REGION, [(1, make_decision()), (0, make_decision())])
-    with pytest.raises(InvalidRecordError, match=r"batch\[0\]: must be a \(seq, Decision\) pair"):
-        await store.save_decisions(ACCOUNT, REGION, [(1,)])  # type: ignore[list-item]
+    with pytest.raises(InvalidRecordError, match=r"decisions\[1\]\.seq: seq 4 appears twice"):
+        await store.save_tick(ACCOUNT, REGION, [(4, make_decision()), (4, make_decision("i-9"))], [])
+    with pytest.raises(InvalidRecordError, match=r"decisions\[1\]\.seq: must be in \[1"):
+        await store.save_tick(ACCOUNT, REGION, [(1, make_decision()), (0, make_decision())], [])
+    with pytest.raises(InvalidRecordError, match=r"decisions\[0\]: must be a \(seq, Decision\) pair"):
+        await store.save_tick(ACCOUNT, REGION, [(1,)], [])  # type: ignore[list-item]
     assert (await store.max_event_seqs(ACCOUNT, REGION))["decisions"] == 0
 
 
@@ -286,7 +286,7 @@ async def test_concurrent_saves_through_one_store_and_through_two_are_each_store
     try:
         batch = timeline(12)
         halves = [batch[k : k + 2] for k in range(0, 12, 2)]
-        await asyncio.gather(*(s.save_decisions(ACCOUNT, REGION, h) for h in halves for s in (store, other, store)))
+        await asyncio.gather(*(s.save_tick(ACCOUNT, REGION, h, []) for h in halves for s in (store, other, store)))
     finally:
         await other.close()
     records = await store.decisions_after(ACCOUNT, REGION, 0)
@@ -294,11 +294,11 @@ async def test_concurrent_saves_through_one_store_and_through_two_are_each_store
 
 
 async def test_a_save_the_database_refuses_is_database_unavailable_naming_it(store: Store) -> None:
-    await store.save_decisions(ACCOUNT, REGION, timeline(1))
+    await store.save_tick(ACCOUNT, REGION, timeline(1), [])
     async with store.engine.begin() as conn:
         await conn.execute(sa.text("DROP TABLE decisions"))
     with pytest.raises(DatabaseUnavailableError, match=r"cannot save a tick to .*decisions"):
-        await store.save_decisions(ACCOUNT, REGION, timeline(2)[1:])
+        await store.save_tick(ACCOUNT, REGION, timeline(2)[1:], [])
 
 
 async def test_sqlite_a_save_waits_for_another_writer_and_one_cancelled_meanwhile_writes_nothing(
@@ -309,8 +309,8 @@ async def test_sqlite_a_save_waits_for_another_writer_and_one_cancelled_meanwhil
     other = sqlite3.connect(path, isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
-        cancelled = asyncio.create_task(store.save_decisions(ACCOUNT, REGION, timeline(1)))
-        waiting = asyncio.create_task(store.save_decisions(ACCOUNT, REGION, timeline(3)[1:]))
+        cancelled = asyncio.create_task(store.save_tick(ACCOUNT, REGION, timeline(1), []))
+        waiting = asyncio.create_task(store.save_tick(ACCOUNT, REGION, timeline(3)[1:], []))
         await asyncio.sleep(0.2)
         assert not cancelled.done()
         assert not waiting.done()  # waiting for the lock (busy_timeout), not failing
@@ -350,17 +350,17 @@ async def test_postgres_a_save_cancelled_while_blocked_writes_nothing(postgres_u
     async with scratch_database(postgres_url) as url:
         store = await Store.open(url)
         try:
-            await store.save_decisions(ACCOUNT, REGION, timeline(1))
+            await store.save_tick(ACCOUNT, REGION, timeline(1), [])
             async with store.engine.connect() as lock:
                 await lock.execute(sa.text("LOCK TABLE decisions IN EXCLUSIVE MODE"))
-                cancelled = asyncio.create_task(store.save_decisions(ACCOUNT, REGION, timeline(2)[1:]))
+                cancelled = asyncio.create_task(store.save_tick(ACCOUNT, REGION, timeline(2)[1:], []))
                 await _wait_for_blocked_writer(lock)
                 cancelled.cancel()
                 with pytest.raises(asyncio.CancelledError):
                     await cancelled
                 await _wait_until_no_writer_is_blocked(lock)  # the server has cancelled the insert
                 await lock.rollback()
-            await store.save_decisions(ACCOUNT, REGION, timeline(3)[2:])
+            await store.save_tick(ACCOUNT, REGION, timeline(3)[2:], [])
             assert seqs(await store.decisions_after(ACCOUNT, REGION, 0)) == [1, 3]
         finally:
             await store.close()
@@ -371,16 +371,16 @@ async def test_postgres_a_save_whose_connection_the_server_kills_is_retried_on_a
     async with scratch_database(postgres_url) as url:
         store = await Store.open(url)
         try:
-            await store.save_decisions(ACCOUNT, REGION, timeline(1))
+            await store.save_tick(ACCOUNT, REGION, timeline(1), [])
             async with store.engine.connect() as lock:
                 await lock.execute(sa.text("LOCK TABLE decisions IN EXCLUSIVE MODE"))
-                saving = asyncio.create_task(store.save_decisions(ACCOUNT, REGION, timeline(2)[1:]))
+                saving = asyncio.create_task(store.save_tick(ACCOUNT, REGION, timeline(2)[1:], []))
                 killed = await _wait_for_blocked_writer(lock)
                 await lock.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": killed})
                 await _wait_for_blocked_writer(lock, other_than=killed)  # the retry, on a fresh connection
                 await lock.rollback()
             await saving
-            await store.save_decisions(ACCOUNT, REGION, timeline(3)[2:])
+            await store.save_tick(ACCOUNT, REGION, timeline(3)[2:], [])
             assert seqs(await store.decisions_after(ACCOUNT, REGION, 0)) == [1, 2, 3]
         finally:
             await store.close()

@@ -145,7 +145,7 @@ async def until_settled(consumer: WebhookDispatcher, webhooks: Webhooks, webhook
 
 
 async def save(store: Store, first_seq: int, *decisions: Any) -> None:
-    await store.save_decisions(ACCOUNT, REGION, [(first_seq + i, d) for i, d in enumerate(decisions)])
+    await store.save_tick(ACCOUNT, REGION, [(first_seq + i, d) for i, d in enumerate(decisions)], [])
 
 
 def fallback(instance_id: str, at_s: float = T0_S) -> Any:

@@ -37,7 +37,7 @@ def publish(server: LiveServer, account: str, seqs: range) -> None:
     batch = [(s, make_decision(f"i-{s % 3}", decided_at_s=T0_S + s)) for s in seqs]
 
     async def write() -> None:
-        await runtime.store.save_decisions(account, REGION, batch)
+        await runtime.store.save_tick(account, REGION, batch, [])
         await runtime.hub.publish.remote(stream_key(account, REGION),
                                          [decision_to_json(account, REGION, s, d) for s, d in batch])
 

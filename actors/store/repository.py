@@ -118,16 +118,10 @@ class Store:
         (account, region, topic, seq) event is skipped, not an error (the first write wins). Nothing to
         write: no transaction.
         """
-        decision_rows = _decision_rows(account, region, decisions, "decisions")
+        decision_rows = _decision_rows(account, region, decisions)
         event_rows = _event_rows(account, region, events)
         if decision_rows or event_rows:
             await self._ticks.write(decision_rows, event_rows)
-
-    async def save_decisions(self, account: str, region: str, batch: Sequence[tuple[int, Decision]]) -> None:
-        """:meth:`save_tick` without events (errors name ``batch[i]``)."""
-        rows = _decision_rows(account, region, batch, "batch")
-        if rows:
-            await self._ticks.write(rows, [])
 
     # --- decisions -----------------------------------------------------------------------------------
 
@@ -347,10 +341,9 @@ class Store:
             result = await conn.execute(query)
             return [checkpoint_from_row(row) for row in result.mappings()]
 
-def _decision_rows(
-    account: str, region: str, batch: Sequence[tuple[int, Decision]], name: str
-) -> list[dict[str, Any]]:
-    """Validated ``decisions`` rows; errors name ``{name}[i].field``."""
+
+def _decision_rows(account: str, region: str, batch: Sequence[tuple[int, Decision]]) -> list[dict[str, Any]]:
+    """Validated ``decisions`` rows; errors name ``decisions[i].field``."""
     rows: list[dict[str, Any]] = []
     seen: set[int] = set()
     for i, item in enumerate(batch):
@@ -358,11 +351,11 @@ def _decision_rows(
             seq, decision = item
             row = codec.decision_to_row(account, region, seq, decision)
         except InvalidRecordError as exc:
-            raise InvalidRecordError(f"{name}[{i}].{exc.field}", exc.message) from None
+            raise InvalidRecordError(f"decisions[{i}].{exc.field}", exc.message) from None
         except (TypeError, ValueError) as exc:
-            raise InvalidRecordError(f"{name}[{i}]", f"must be a (seq, Decision) pair: {exc}") from None
+            raise InvalidRecordError(f"decisions[{i}]", f"must be a (seq, Decision) pair: {exc}") from None
         if row["seq"] in seen:
-            raise InvalidRecordError(f"{name}[{i}].seq", f"seq {row['seq']} appears twice in the batch")
+            raise InvalidRecordError(f"decisions[{i}].seq", f"seq {row['seq']} appears twice in the batch")
         seen.add(row["seq"])
         rows.append(row)
     return rows
