@@ -22,7 +22,8 @@ from websockets.frames import Frame
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
-from actors.stream import TOPICS, stream_key
+from actors.stream import stream_key
+from actors.topics import TOPICS
 from api.app import create_app
 from api.fanout import CONTROL_BACKLOG, Client
 from api.testing import LiveServer, settings_for_test
