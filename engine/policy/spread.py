@@ -72,7 +72,7 @@ def spread_fleets(
     none = SpreadTerms(nan, nan.copy(), np.zeros(n, dtype=bool))
     target = np.where(choice.target_on_demand, n_pools, choice.target_pool).astype(np.intp)
     concentrated, pool_of_fleet = _concentrated(fleet, target, n_pools)
-    if not concentrated.any():
+    if params.fleet_outage_weight <= 0 or not concentrated.any():
         return choice, none
     idx = np.arange(n)
     member = concentrated[fleet.fleet]
@@ -106,7 +106,7 @@ def spread_fleets(
     net = saving - extra
     # Dwell time guards against flapping on price; a spread move is not undone by price, so only the
     # budget limits it.
-    eligible = member & np.isfinite(extra) & (net > 0) & (moving | (budget_ok & ~fleet.on_demand))
+    eligible = member & np.isfinite(extra) & (saving > 0) & (net > 0) & (moving | (budget_ok & ~fleet.on_demand))
     terms = SpreadTerms(np.where(member, saving, np.nan), np.where(member, extra, np.nan), np.zeros(n, dtype=bool))
     if not eligible.any():
         return choice, terms
