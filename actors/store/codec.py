@@ -10,7 +10,6 @@ from typing import Any
 
 from actors.store import tables
 from actors.store.decision_json import DecisionRecord
-from actors.store.decision_json import iso_utc as iso_utc  # read from here by callers that predate the split
 from actors.store.errors import InvalidRecordError
 from actors.store.fields import (
     candidate_from_json,
