@@ -227,6 +227,29 @@ async def test_a_receiver_that_stays_down_is_given_up_after_the_last_attempt_and
     assert failed.last_error and "Connect" in failed.last_error
 
 
+async def test_a_receiver_that_hangs_holds_only_its_own_slots_and_the_others_are_served(
+        store: Store, webhooks: Webhooks, receiver: Receiver) -> None:
+    hanging = Receiver(hang=True)
+    try:
+        stuck, _ = await webhooks.create(ACCOUNT, hanging.url, ["fallback"], time.time())
+        served, _ = await webhooks.create(ACCOUNT, receiver.url, ["fallback"], time.time())
+        await save(store, 1, *[fallback(f"i-{n}") for n in range(12)])
+        consumer = dispatcher(webhooks, concurrency=4, per_webhook=2, timeout_s=60.0)
+        stop = asyncio.Event()
+        running = asyncio.create_task(consumer.run(stop))
+
+        async def delivered() -> list[Any]:
+            return await webhooks.deliveries(served.id, status="delivered")
+
+        assert len(await eventually(delivered, lambda d: len(d) == 12, timeout_s=60)) == 12
+        assert len(hanging.received) == 2  # its two slots, held; the rest of its deliveries wait
+        assert len(await webhooks.deliveries(stuck.id, status="pending")) == 12
+        stop.set()
+        await running
+    finally:
+        hanging.close()
+
+
 async def test_deliveries_survive_a_restart_of_the_consumer_and_none_is_sent_twice(
         store: Store, webhooks: Webhooks, receiver: Receiver) -> None:
     receiver.statuses = [503]

@@ -15,7 +15,6 @@ lease (see ``actors/store/webhooks.py``); at least once, never silently dropped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -75,6 +74,7 @@ class WebhookDispatcher:
         self._rng = rng or random.Random()
         self._inflight: set[asyncio.Task[None]] = set()
         self._per_webhook: dict[str, int] = {}
+        self._slot_freed = asyncio.Event()
         self.stats = {"matched": 0, "attempts": 0, "delivered": 0, "failed_attempts": 0, "errors": 0}
 
     @property
@@ -84,16 +84,23 @@ class WebhookDispatcher:
         return self._client
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Step every ``poll_s`` until ``stop``; a failing store is logged and retried, never fatal."""
+        """Until ``stop``: match new events every ``poll_s``, and send what is due whenever a slot is free
+        (an attempt that ends claims the next at once, so a busy webhook is not paced by the poll). A
+        failing store is logged and retried, never fatal."""
+        next_match = 0.0
         try:
             while not stop.is_set():
+                self._slot_freed.clear()
                 try:
-                    await self.step()
+                    if time.monotonic() >= next_match:
+                        next_match = time.monotonic() + self.settings.poll_s
+                        await self.match()
+                    await self.deliver_due()
                 except Exception:
                     self.stats["errors"] += 1
                     log.exception("webhook dispatch round failed; retrying in %.1f s", self.settings.poll_s)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.settings.poll_s)
+                    self._slot_freed.clear()
+                await _first_of(stop, self._slot_freed, max(0.0, next_match - time.monotonic()))
         finally:
             await self.close()
 
@@ -154,8 +161,8 @@ class WebhookDispatcher:
         free = self.settings.concurrency - len(self._inflight)
         if free <= 0:
             return 0
-        busy = [webhook_id for webhook_id, count in self._per_webhook.items() if count >= self.settings.per_webhook]
-        claimed = await self.webhooks.claim_due(self._clock(), self.settings.lease_s, free, skip_webhooks=busy)
+        claimed = await self.webhooks.claim_due(self._clock(), self.settings.lease_s, free, self.settings.per_webhook,
+                                                self._per_webhook)
         for due in claimed:
             self._per_webhook[due.webhook_id] = self._per_webhook.get(due.webhook_id, 0) + 1
             task = asyncio.create_task(self._attempt_then_free(due), name=f"webhook-delivery-{due.id}")
@@ -174,6 +181,7 @@ class WebhookDispatcher:
                 self._per_webhook[due.webhook_id] = left
             else:
                 self._per_webhook.pop(due.webhook_id, None)
+            self._slot_freed.set()
 
     async def drain(self) -> None:
         """Wait for the attempts in flight (tests, and a graceful stop)."""
@@ -213,3 +221,13 @@ class WebhookDispatcher:
             log.warning("webhook %s gave up on delivery %s after %d attempts: %s", due.webhook_id, due.id,
                         attempts, error)
         return False
+
+
+async def _first_of(first: asyncio.Event, second: asyncio.Event, timeout_s: float) -> None:
+    """Wait until either event is set or ``timeout_s`` passes."""
+    waiters = [asyncio.ensure_future(first.wait()), asyncio.ensure_future(second.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -274,28 +274,44 @@ class Webhooks:
 
     # --- delivering ----------------------------------------------------------------------------------
 
-    async def claim_due(self, now_s: float, lease_s: float, limit: int,
-                        skip_webhooks: Sequence[str] = ()) -> list[DueDelivery]:
-        """Up to ``limit`` pending deliveries due by ``now_s`` of live webhooks (but ``skip_webhooks``),
-        oldest due first, each leased to this caller for ``lease_s`` (another consumer skips it until then)."""
+    async def claim_due(self, now_s: float, lease_s: float, limit: int, per_webhook: int,
+                        in_flight: Mapping[str, int] | None = None) -> list[DueDelivery]:
+        """Up to ``limit`` pending deliveries due by ``now_s`` of live webhooks, oldest due first, but no
+        more than ``per_webhook`` for one webhook counting the caller's ``in_flight`` ones (so a webhook
+        with a backlog, or one that hangs, leaves room for the others). Each is leased to the caller for
+        ``lease_s``: another consumer skips it until then. Read first, then taken in a write transaction
+        only when something is due, each row on condition that nobody took it meanwhile."""
+        busy = dict(in_flight or {})
         d, w = WEBHOOK_DELIVERIES.c, WEBHOOKS.c
-        query = (sa.select(d.id, d.webhook_id, w.url, w.secret, d.event, d.idempotency_key, d.payload, d.attempts,
-                           d.next_attempt_at_s)
-                 .join(WEBHOOKS, w.id == d.webhook_id)
-                 .where(d.status == PENDING, d.next_attempt_at_s <= now_s, w.deleted_at_s.is_(None))
-                 .order_by(d.next_attempt_at_s, d.id).limit(limit))
-        if skip_webhooks:
-            query = query.where(d.webhook_id.not_in(list(skip_webhooks)))
-        claimed = []
+        rank = sa.func.row_number().over(partition_by=d.webhook_id, order_by=(d.next_attempt_at_s, d.id))
+        due = (sa.select(d.id, d.webhook_id, d.next_attempt_at_s, rank.label("rank"))
+               .join(WEBHOOKS, w.id == d.webhook_id)
+               .where(d.status == PENDING, d.next_attempt_at_s <= now_s, w.deleted_at_s.is_(None))
+               .subquery())
+        query = (sa.select(due.c.id, due.c.webhook_id, due.c.next_attempt_at_s).where(due.c.rank <= per_webhook)
+                 .order_by(due.c.next_attempt_at_s, due.c.id).limit(limit + sum(busy.values())))
+        async with self._engine.connect() as conn:
+            candidates = (await conn.execute(query)).all()
+        chosen: list[Any] = []
+        for row in candidates:
+            if len(chosen) < limit and busy.get(row.webhook_id, 0) < per_webhook:
+                busy[row.webhook_id] = busy.get(row.webhook_id, 0) + 1
+                chosen.append(row)
+        if not chosen:
+            return []
+        taken_ids = []
         async with self._write() as conn:
-            for row in (await conn.execute(query)).all():
+            for row in chosen:
                 taken = await conn.execute(sa.update(WEBHOOK_DELIVERIES).where(
                     d.id == row.id, d.status == PENDING, d.next_attempt_at_s == row.next_attempt_at_s)
                     .values(next_attempt_at_s=now_s + lease_s))
                 if taken.rowcount == 1:
-                    claimed.append(DueDelivery(row.id, row.webhook_id, row.url, row.secret, row.event,
-                                               row.idempotency_key, row.payload, row.attempts))
-        return claimed
+                    taken_ids.append(row.id)
+            details = (await conn.execute(
+                sa.select(d.id, d.webhook_id, w.url, w.secret, d.event, d.idempotency_key, d.payload, d.attempts)
+                .join(WEBHOOKS, w.id == d.webhook_id).where(d.id.in_(taken_ids)).order_by(d.id))).all()
+        return [DueDelivery(r.id, r.webhook_id, r.url, r.secret, r.event, r.idempotency_key, r.payload, r.attempts)
+                for r in details]
 
     async def record_delivered(self, delivery_id: int, attempts: int, status_code: int, now_s: float) -> None:
         await self._record(delivery_id, status=DELIVERED, attempts=attempts, last_attempt_at_s=now_s,
