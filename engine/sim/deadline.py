@@ -74,6 +74,43 @@ class RunState:
         )
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class Outlook:
+    """What a run will be when the choice made now takes effect, ``delay_ticks`` from now: the mode it
+    will hold just before, the work and restart overhead it will have left. Exact for a delay of 0 or 1
+    (the running tick holds the choice made for it, or nothing if that was spot and spot has gone); for
+    longer delays the other queued ticks are counted as making no progress (the side that never misses).
+    """
+
+    mode: ModeArray  # (R,)
+    work_left_u: npt.NDArray[np.int64]  # (R,)
+    overhead_left_u: npt.NDArray[np.int64]  # (R,)
+    tick: int  # the tick the choice is for
+
+    @classmethod
+    def of(cls, tick: int, state: RunState, available: BoolArray, clock: WorkClock) -> Outlook:
+        """
+        >>> clock = WorkClock(600.0, 120.0, 5, 6, 100, 30, 1)
+        >>> st = RunState.start(2, clock)
+        >>> st.pending[0] = [SPOT, ON_DEMAND]
+        >>> out = Outlook.of(3, st, np.array([False, False]), clock)
+        >>> out.mode.tolist(), out.work_left_u.tolist(), out.overhead_left_u.tolist(), out.tick
+        ([0, 2], [100, 100], [0, 1], 4)
+        """
+        work = state.work_left_u.astype(np.int64)
+        if clock.delay_ticks == 0:
+            return cls(state.mode, work, state.overhead_left_u.astype(np.int64), tick)
+        chosen = state.pending[0]
+        held = np.where((chosen == SPOT) & ~available, IDLE, chosen).astype(np.int8)
+        running = held != IDLE
+        overhead = np.where(running & (held != state.mode), clock.overhead_u, state.overhead_left_u).astype(np.int64)
+        burnt = np.minimum(overhead, clock.tick_u) * running
+        work = work - (clock.tick_u - burnt) * running
+        if clock.delay_ticks > 1:
+            held = state.pending[-1]
+        return cls(held, work, (overhead - burnt) * running, tick + clock.delay_ticks)
+
+
 class Controller(Protocol):
     """A policy bound to one batch of runs; keeps whatever per-run memory it needs."""
 

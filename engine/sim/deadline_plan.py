@@ -12,6 +12,12 @@ Slack left, ``s = ticks_left * tick_u - work_left_u - pending_overhead_u``, is w
 lose to idling and restarts; a restart is charged in full when it starts (conservative when the restart
 overhead spans more than one tick).
 
+With a launch delay of one tick (``clock.delay_ticks == 1``) the tables are those of the *blind* problem:
+the action is chosen knowing the mode and availability of the tick being run, and takes effect at the next
+tick, whose availability is not known yet; spot asked for that is gone by then is an idle tick. The state
+is then read one tick ahead (:meth:`DeadlinePlan.lookup` is given the projected slack and the mode of the
+running tick), and the same argument makes a miss impossible.
+
 Nothing here is fitted to any trace: the grid spans minutes to weeks, and the costs are the job's.
 """
 
@@ -23,13 +29,14 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-from engine.sim.clock import DeadlineJob, WorkClock
+from engine.sim.clock import DeadlineJob, JobError, WorkClock
 from engine.sim.deadline import IDLE, ON_DEMAND, SPOT
 
 # Mean run lengths (hours) the tables are solved for; log-spaced from a few minutes to months.
 DEFAULT_MEAN_HOURS: tuple[float, ...] = tuple(float(x) for x in np.geomspace(0.05, 2000.0, 14))
-MAX_TABLE_BYTES = 256 * 2**20
-MAX_SLACK_STATES = 512
+MAX_TABLE_BYTES = 384 * 2**20
+# Fine enough that a restart of a tenth of an hour is not rounded up to a whole tick on a three-day slack.
+MAX_SLACK_STATES = 1400
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -90,6 +97,9 @@ class DeadlinePlan:
 @lru_cache(maxsize=8)
 def solve_plan(job: DeadlineJob, clock: WorkClock, mean_hours: tuple[float, ...] = DEFAULT_MEAN_HOURS) -> DeadlinePlan:
     """Solve the tables for one job on one clock (cached: every shard of a run reuses them)."""
+    if clock.delay_ticks > 1:
+        raise JobError(f"the risk-aware plan models a launch delay of at most 1 tick, got {clock.delay_ticks}")
+    blind = clock.delay_ticks == 1
     unit = 1
     while clock.slack_u // unit >= MAX_SLACK_STATES or clock.tick_u % unit:
         unit += 1
@@ -113,12 +123,17 @@ def solve_plan(job: DeadlineJob, clock: WorkClock, mean_hours: tuple[float, ...]
     od_usd = job.on_demand_usd_per_hour * clock.tick_hours
     s_idx = np.arange(n_s)
     value = np.zeros((g * g, n_s, 3, 2))  # tau = 0: only done states remain, at zero cost
-    value[:, s_idx < 0] = np.inf
-    action = np.zeros((max_tau + 1, g * g, n_s, 3, 2), np.int8)
-    action[0] = ON_DEMAND
+    # slack index 0 (s = -1, the slack is gone) stays on-demand; the solved states fill the rest in place
+    table = np.full((max_tau + 1, g, g, n_s + 1, 3, 2), ON_DEMAND, np.int8)
+    solved = table.reshape(max_tau + 1, g * g, n_s + 1, 3, 2)[:, :, 1:]
+    tick_usd = {IDLE: 0.0, SPOT: spot_usd, ON_DEMAND: od_usd}
     for tau in range(1, clock.deadline_ticks + 1):
         done_next = s_idx >= (tau - 1) * tick_u
         v_next = np.where(done_next[None, :, None, None], 0.0, value)
+        if blind:
+            out = solved[tau] if tau <= max_tau else None
+            value = _blind_step(v_next, p_next_up, tick_usd, tick_u, overhead_u, out)
+            continue
         # expected value of holding mode x after this tick, given availability now: (G, S, 2)
         held = {}
         for x in (IDLE, SPOT, ON_DEMAND):
@@ -139,10 +154,40 @@ def solve_plan(job: DeadlineJob, clock: WorkClock, mean_hours: tuple[float, ...]
         codes[~np.isfinite(best_val)] = ON_DEMAND
         value = best_val
         if tau <= max_tau:
-            action[tau] = codes
-    table = np.full((max_tau + 1, g, g, n_s + 1, 3, 2), ON_DEMAND, np.int8)  # slack index 0: slack gone
-    table[:, :, :, 1:] = action.reshape(max_tau + 1, g, g, n_s, 3, 2)
+            solved[tau] = codes
     return DeadlinePlan(tuple(mean_hours), table, unit, max_tau)
+
+
+def _blind_step(
+    v_next: npt.NDArray[np.float64],
+    p_next_up: npt.NDArray[np.float64],
+    usd: dict[np.int8, float],
+    tick_u: int,
+    overhead_u: int,
+    out: npt.NDArray[np.int8] | None,
+) -> npt.NDArray[np.float64]:
+    """One step of the blind problem: from ``(slack, mode m of the running tick, its availability a)`` the
+    action ``x`` for the next tick, whose availability ``a'`` follows the chain. The next tick holds ``x``,
+    or nothing if ``x`` is spot and ``a'`` is not; it costs a tick of slack if it holds nothing, a restart
+    if it holds a new instance. Writes the best codes into ``out`` and returns the values."""
+    q = np.full((3, *v_next.shape), np.inf)  # candidate: 0 spot, 1 idle, 2 on-demand
+    p_up = p_next_up  # (G, 1, 2): P(a' = 1 | a) for a = 0, 1
+    for slot, x in ((0, SPOT), (1, IDLE), (2, ON_DEMAND)):
+        for m in (IDLE, SPOT, ON_DEMAND):
+            terms = []
+            for a_next in (0, 1):
+                held = IDLE if (x == SPOT and a_next == 0) else x
+                by = tick_u if held == IDLE else (0 if held == m else overhead_u)
+                terms.append(usd[held] + _shift(v_next[:, :, held, a_next][:, :, None], by))
+            q[slot, :, :, m, :] = p_up * terms[1] + (1.0 - p_up) * terms[0]
+    q[0, :, :, :, 0] = np.inf  # spot can be asked for only where there is some now
+    best = np.argmin(q, axis=0)
+    best_val = np.take_along_axis(q, best[None], axis=0)[0]
+    if out is not None:
+        codes = np.array([SPOT, IDLE, ON_DEMAND], np.int8)[best]
+        codes[~np.isfinite(best_val)] = ON_DEMAND
+        out[...] = codes
+    return np.asarray(best_val, np.float64)
 
 
 def _shift(values: npt.NDArray[np.float64], by: int) -> npt.NDArray[np.float64]:

@@ -19,23 +19,25 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.sim.clock import DeadlineJob, WorkClock
-from engine.sim.deadline import IDLE, ON_DEMAND, SPOT, BoolArray, ModeArray, RiskArray, RunState
+from engine.sim.deadline import IDLE, ON_DEMAND, SPOT, BoolArray, ModeArray, Outlook, RiskArray, RunState
 
 
-def safety_net(tick: int, state: RunState, clock: WorkClock) -> BoolArray:
+def safety_net(ahead: Outlook, clock: WorkClock) -> BoolArray:
     """Runs that can no longer afford to idle or try spot one more tick: the remaining work plus two
-    restarts (onto spot and, if preempted, off it) takes all the whole ticks left before the deadline
-    once a choice made now takes effect (``delay_ticks`` later).
+    restarts (onto spot and, if preempted, off it) takes all the whole ticks left before the deadline,
+    counted from when the choice takes effect; with a launch delay, plus a tick per tick of delay (a spot
+    choice that fails, or a preemption noticed a tick late, loses that tick).
 
     >>> from engine.sim.clock import WorkClock
     >>> clock = WorkClock(600.0, 120.0, 5, 3, 20, 6)
     >>> st = RunState.start(2, clock)
     >>> st.work_left_u[:] = [20, 10]
-    >>> safety_net(1, st, clock).tolist()
+    >>> safety_net(Outlook.of(1, st, np.ones(2, bool), clock), clock).tolist()
     [True, False]
     """
-    need_ticks = (state.work_left_u + state.overhead_left_u + 2 * clock.overhead_u + clock.tick_u - 1) // clock.tick_u
-    return need_ticks + clock.delay_ticks >= clock.deadline_ticks - tick
+    margin_u = 2 * clock.overhead_u + clock.delay_ticks * clock.tick_u
+    need_ticks = (ahead.work_left_u + ahead.overhead_left_u + margin_u + clock.tick_u - 1) // clock.tick_u
+    return need_ticks >= clock.deadline_ticks - ahead.tick
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +69,12 @@ class _Greedy:
         self._clock = clock
 
     def decide(self, tick: int, state: RunState, available: BoolArray, /) -> ModeArray:
+        ahead = Outlook.of(tick, state, available, self._clock)
         request = np.where(available, SPOT, IDLE).astype(np.int8)
-        late = safety_net(tick, state, self._clock)
+        late = safety_net(ahead, self._clock)
         if self._clock.overhead_u == 0:
             late &= ~available  # with free restarts, spot stays the better choice whenever it exists
-        return np.where(late & (state.mode != SPOT), ON_DEMAND, request).astype(np.int8)
+        return np.where(late & (ahead.mode != SPOT), ON_DEMAND, request).astype(np.int8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,13 +91,15 @@ class _UniformProgress:
 
     def decide(self, tick: int, state: RunState, available: BoolArray, /) -> ModeArray:
         c = self._clock
+        ahead = Outlook.of(tick, state, available, c)
         deadline_u = np.int64(c.deadline_ticks * c.tick_u)
-        done_u = (c.job_u - state.work_left_u).astype(np.int64)
+        done_u = np.int64(c.job_u) - ahead.work_left_u
         # cp(t) < ep(t)  <=>  done * D < t * J, in integers
-        behind = done_u * deadline_u < np.int64(tick * c.tick_u) * c.job_u
-        hold = done_u * deadline_u < np.int64(tick * c.tick_u + 2 * c.overhead_u) * c.job_u
+        behind = done_u * deadline_u < np.int64(ahead.tick * c.tick_u) * c.job_u
+        hold = done_u * deadline_u < np.int64(ahead.tick * c.tick_u + 2 * c.overhead_u) * c.job_u
         free_choice = np.where(available, SPOT, np.where(behind, ON_DEMAND, IDLE))
-        request = np.where((state.mode == ON_DEMAND) & hold, ON_DEMAND, free_choice)
-        request = np.where(state.mode == SPOT, SPOT, request)  # exploitation: keep spot until preempted
-        late = safety_net(tick, state, c) & (state.mode != SPOT)
+        request = np.where((ahead.mode == ON_DEMAND) & hold, ON_DEMAND, free_choice)
+        on_spot = (ahead.mode == SPOT) & available  # exploitation: keep spot until preempted
+        request = np.where(on_spot, SPOT, request)
+        late = safety_net(ahead, c) & ~on_spot
         return np.where(late, ON_DEMAND, request).astype(np.int8)
