@@ -125,7 +125,8 @@ async def test_another_tenants_account_is_a_404_on_every_route(server: LiveServe
             assert response.json() == {**missing.json(), "detail": missing.json()["detail"].replace(
                 "no-such-account", account)}, "a foreign account must look exactly like a missing one"
             checked.append(f"{method} {path}")
-    assert len(checked) == 9  # account: get, patch, delete; region: 2 prices, instances, forecasts, decisions, metrics
+    assert len(checked) == 16, checked  # account: get, patch, delete; region: 2 prices, instances, forecasts,
+    # decisions, metrics; schedules: get, put; webhooks: create, list, delete, deliveries; savings report
     # and the owner's account is untouched by the stranger's PATCH and DELETE attempts
     assert (await http.get(f"/api/v1/accounts/{account}", headers=owner)).json()["policy"] == "risk_aware"
 
