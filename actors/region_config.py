@@ -10,7 +10,7 @@ from actors.unsaved import DEFAULT_LIMIT_EVENTS
 from engine.catalog import region_catalog
 from engine.policy import PolicyParams
 
-DEFAULT_PRICE_RETENTION_S = 7 * 86_400.0
+DEFAULT_PRICE_RETENTION_S = 35 * 86_400.0  # a monthly savings report reads a month of price ticks
 DEFAULT_CHECKPOINT_INTERVAL_S = 60.0
 DEFAULT_NOTICE_HOLD_S = 600.0
 AWS_CREDENTIALS_MODES = frozenset({"aws_default", "aws_assume_role"})

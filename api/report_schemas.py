@@ -6,10 +6,10 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
+from actors.store.decision_json import iso_utc
 from engine.report_period import PERIOD_FORMS
 from engine.savings import SavingsReport, SavingsRow
 
@@ -53,11 +53,6 @@ class SavingsReportOut(BaseModel):
     end: str = Field(description="exclusive")
     currency: str = "USD"
     regions: list[RegionSavingsOut]
-
-
-def iso_utc(epoch_s: float) -> str:
-    """``2023-02-15T00:00:00Z``."""
-    return datetime.fromtimestamp(epoch_s, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 CSV_COLUMNS = ("region", "label", "start", "end", *[name for name in SavingsRowOut.model_fields
