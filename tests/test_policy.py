@@ -391,10 +391,26 @@ def test_a_risk_aware_decision_shows_every_number_it_weighed() -> None:
     for key in ("interruption_work_lost_usd", "target_interruption_restart_usd", "target_interruption_next_fails",
                 "target_interruption_cost_usd", "target_replacement_price_usd_per_hour", "target_zone_follow",
                 "baseline_price_usd_per_hour", "baseline_risk", "baseline_expected_cost_usd_per_hour",
-                "target_pareto_guard_allows"):
+                "target_pareto_guard_allows", "target_long_run_risk", "baseline_long_run_risk"):
         assert key in numbers, key
     assert numbers["interruption_work_lost_usd"] == pytest.approx(0.5 * OD)
     assert numbers["baseline_price_usd_per_hour"] == pytest.approx(0.6)  # AWS's pick: pool 1
     assert numbers["baseline_risk"] == pytest.approx(0.9)
     expected = 0.6 + 0.02 * numbers["target_interruption_cost_usd"]
     assert numbers["target_expected_cost_usd_per_hour"] == pytest.approx(expected)
+
+
+def test_an_instance_is_never_placed_in_a_pool_with_a_worse_record_than_aws_pick() -> None:
+    policy = make_policy("risk_aware")
+    t = 0.0
+    for _ in range(20):  # pool 2 keeps failing; pool 1 never does
+        for up in ([True, True, True], [True, True, False]):
+            policy.decide(market([1.0, 1.0, 1.0], available=up), fleet([1]), t)
+            t += 600.0
+    # Now the model rates pool 2 safer than AWS's pick (pool 1, the first available of equals) ...
+    m = market([1.0, 1.0, 1.0], risk=[1.0, 0.3, 0.0], available=[False, True, True])
+    placed = policy.decide(m, fleet([0], interrupted=[True]), t)
+    assert placed.target_pool.tolist() == [1]  # ... but its record over the last hours is worse
+    assert placed.details["long_run_risk"][0, 2] > placed.details["long_run_risk"][0, 1]
+    fresh = make_policy("risk_aware").decide(m, fleet([0], interrupted=[True]), t)
+    assert fresh.target_pool.tolist() == [2]  # with no record yet, the model's edge decides

@@ -7,7 +7,8 @@ the chance the replacement fails too, raised within a zone by the co-failure lea
 
 A Pareto guard keeps it from losing to ``price_capacity_optimized`` in expectation: an instance that must
 be placed (interrupted, new, or returning from on-demand) goes to AWS's pick or to a pool predicted no
-worse on price *and* on risk; a running instance moves only to a pool no worse on both than its own. Among
+worse on price, on risk *and* on its long-run record (:class:`engine.learning.pool_hazard.PoolHazard`);
+a running instance moves only for a price saving that pays the move, to a pool no worse on risk or record. Among
 those, the lowest expected cost wins, through the shared rules (threshold, payback, dwell, budget). Then a
 fleet that would sit whole in one pool is spread when that lowers the expected cost
 (:mod:`engine.policy.spread`).
@@ -20,6 +21,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from engine.learning.pool_hazard import PoolHazard
 from engine.learning.zones import ZoneCoFailure
 from engine.policy.base import Choice, FleetView, FloatArray, MarketView
 from engine.policy.interruption import InterruptionCost, clipped_risk, interruption_cost
@@ -47,12 +49,18 @@ class RiskAware(RankingStrategy):
     name: ClassVar[str] = "risk_aware"
     proactive: ClassVar[bool] = True
     zones: ZoneCoFailure = field(default_factory=ZoneCoFailure, compare=False)
+    record: PoolHazard = field(default_factory=PoolHazard, compare=False)
 
     def __post_init__(self) -> None:
         if self.zones.horizon_s != self.params.risk_horizon_s:
             object.__setattr__(self, "zones", ZoneCoFailure(self.params.risk_horizon_s))
+        if self.record.horizon_s != self.params.risk_horizon_s:
+            object.__setattr__(self, "record", PoolHazard(self.params.risk_horizon_s))
 
-    def plan(self, market: MarketView, fleet: FleetView, follow: FloatArray | None = None) -> Plan:
+    def plan(self, market: MarketView, fleet: FleetView, follow: FloatArray | None = None,
+             long_run: FloatArray | None = None) -> Plan:
+        """Costs and the guard; ``follow`` (M, P) is the zone co-failure, ``long_run`` (M, P) each pool's
+        chance of failing within the horizon at its long-run rate (both learned online; None: unknown)."""
         params, n_pools = self.params, market.n_pools
         horizon_h = params.risk_horizon_s / 3600.0
         rows = fleet.market_row
@@ -68,17 +76,23 @@ class RiskAware(RankingStrategy):
         has_spot_baseline = baseline < n_pools
         b = np.minimum(baseline, max(n_pools - 1, 0))
         launch_ok = usable & (price <= price[idx, b][:, None] + TIE) & (risk <= risk[idx, b][:, None] + TIE)
+        c = np.maximum(fleet.pool, 0)
+        if long_run is not None:
+            # Placed now, an instance stays for many horizons: no worse on the pool's record either.
+            record = long_run[rows]
+            launch_ok &= record <= record[idx, b][:, None] + TIE
         launch_ok |= usable & ~has_spot_baseline[:, None]
         if not params.pareto_guard:
             launch_ok = usable
         housed = (fleet.pool >= 0) & ~fleet.on_demand & ~fleet.interrupted
-        c = np.maximum(fleet.pool, 0)
         # A running instance moves only for a price saving that clears the threshold and pays back the
         # migration on its own, into a pool no riskier: a move for risk alone buys nothing the bill shows.
         price_c = price[idx, c]
         bar = np.maximum(params.min_saving_usd_per_hour, params.min_saving_fraction * price_c)
         bar = bar + params.restart_hours * 2.0 * price_c / max(params.payback_hours, 1e-9)
         stay_ok = usable & (price <= (price_c - bar)[:, None]) & (risk <= risk[idx, c][:, None] + TIE)
+        if long_run is not None:
+            stay_ok &= record <= record[idx, c][:, None] + TIE
         if not params.pareto_guard:
             stay_ok = usable
         allowed_spot = np.where(housed[:, None], stay_ok, launch_ok)
@@ -98,7 +112,9 @@ class RiskAware(RankingStrategy):
     def decide(self, market: MarketView, fleet: FleetView, now_s: float) -> Choice:
         self.zones.learn_one(market.pools, market.available, now_s)
         follow = self.zones.follow_probability(market.pools)
-        plan = self.plan(market, fleet, follow)
+        self.record.learn_one(market.pools, market.available, now_s)
+        long_run = self.record.probability()
+        plan = self.plan(market, fleet, follow, long_run)
         choice = apply_rules(market, fleet, self.params, plan.rank, proactive=self.proactive, now_s=now_s,
                              cost=plan.cost)
         choice, spread = spread_fleets(choice, market, fleet, self.params, plan.cost, follow)
@@ -112,6 +128,9 @@ class RiskAware(RankingStrategy):
             "interruption_cost_usd": np.concatenate([t.total_usd, od_pad], axis=1),
             "replacement_price_usd_per_hour": np.concatenate([t.replacement_price_usd_per_hour, pad], axis=1),
             "zone_follow": np.concatenate([follow[fleet.market_row], od_pad], axis=1),
+            "long_run_risk": np.concatenate([long_run[fleet.market_row], od_pad], axis=1),
+            "baseline_long_run_risk": _at(np.concatenate([long_run[fleet.market_row], od_pad], axis=1),
+                                          plan.baseline),
             "baseline_price_usd_per_hour": _at(np.concatenate(
                 [market.spot_price[fleet.market_row], fleet.on_demand_price[:, None]], axis=1), plan.baseline),
             "baseline_risk": _at(np.concatenate([clipped_risk(market, fleet), od_pad], axis=1), plan.baseline),
