@@ -33,35 +33,56 @@ from engine.sim.clock import DeadlineJob, JobError, WorkClock
 from engine.sim.deadline import IDLE, ON_DEMAND, SPOT
 
 # Mean run lengths (hours) the tables are solved for; log-spaced from a few minutes to months.
-DEFAULT_MEAN_HOURS: tuple[float, ...] = tuple(float(x) for x in np.geomspace(0.05, 2000.0, 14))
+DEFAULT_MEAN_HOURS: tuple[float, ...] = tuple(float(x) for x in np.geomspace(0.05, 2000.0, 22))
 MAX_TABLE_BYTES = 384 * 2**20
-# Fine enough that a restart of a tenth of an hour is not rounded up to a whole tick on a three-day slack.
-MAX_SLACK_STATES = 1400
+# Fine enough that a 0.2 h restart is not rounded up to a whole 10-minute tick on a 22 h slack.
+MAX_SLACK_STATES = 1024
+# The six actions of one state (mode x available) are packed as base-3 digits: digit 2 * mode + available.
+DIGIT = np.array([3**k for k in range(6)], np.uint16).reshape(3, 2)
+ALL_ON_DEMAND = np.uint16(int(ON_DEMAND) * int(DIGIT.sum()))
+
+
+def pack(codes: npt.NDArray[np.int8]) -> npt.NDArray[np.uint16]:
+    """``(..., 3 modes, 2 availabilities)`` action codes -> one base-3 number per state.
+
+    >>> codes = np.array([[[0, 1], [2, 2], [1, 0]]], np.int8)
+    >>> int(pack(codes)[0]), unpack(pack(codes), np.array([2]), np.array([0])).tolist()  # 3 + 2*9 + 2*27 + 81
+    (156, [1])
+    """
+    return np.asarray((codes.astype(np.uint16) * DIGIT).sum(axis=(-2, -1)), np.uint16)
+
+
+def unpack(
+    packed: npt.NDArray[np.uint16], mode: npt.NDArray[np.int8], available: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.int8]:
+    """The action code for each ``(mode, available)`` from its packed state."""
+    return np.asarray(packed // DIGIT[mode.astype(np.intp), available.astype(np.intp)] % 3, np.int8)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class DeadlinePlan:
-    """``action[tau, u, d, s + 1, mode, avail]``: the mode to take with ``tau`` ticks left, for mean up-time
-    ``mean_hours[u]``, mean down-time ``mean_hours[d]``, slack ``s`` (in units of ``slack_unit_u``).
+    """``packed[tau, u, d, s + 1]``: the modes to take with ``tau`` ticks left, for mean up-time
+    ``mean_hours[u]``, mean down-time ``mean_hours[d]``, slack ``s`` (in units of ``slack_unit_u``), one
+    per (mode held, spot available) packed in one number (:func:`pack`).
 
     Tick-major, so the table of one tick is one contiguous block that stays in cache while every run of a
     batch reads it. Slack index 0 (``s = -1``) is "the slack is gone": on-demand, whatever the rest.
     """
 
     mean_hours: tuple[float, ...]
-    action: npt.NDArray[np.int8]
+    packed: npt.NDArray[np.uint16]
     slack_unit_u: int
     max_tau: int
 
     @property
     def n_slack(self) -> int:
         """Slack states ``0 .. n_slack - 1`` (the table holds one more, for lost slack)."""
-        return int(self.action.shape[3]) - 1
+        return int(self.packed.shape[3]) - 1
 
     def grid_index(self, mean_hours: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
         """Nearest grid point in log space.
 
-        >>> plan = DeadlinePlan((1.0, 10.0, 100.0), np.zeros((1, 3, 3, 2, 3, 2), np.int8), 1, 0)
+        >>> plan = DeadlinePlan((1.0, 10.0, 100.0), np.zeros((1, 3, 3, 2), np.uint16), 1, 0)
         >>> plan.grid_index(np.array([0.5, 2.0, 4.0, 40.0, 1e6])).tolist()
         [0, 0, 1, 2, 2]
         """
@@ -83,15 +104,8 @@ class DeadlinePlan:
         The readable form of what :class:`engine.sim.risk_deadline` does with flat integer indices.
         """
         s = slack_u // self.slack_unit_u  # floor: never credit slack the job does not have
-        picked = self.action[
-            np.clip(tau, 0, self.max_tau),
-            up,
-            down,
-            np.clip(s, -1, self.n_slack - 1) + 1,
-            mode,
-            available.astype(np.intp),
-        ]
-        return np.where(tau <= 0, ON_DEMAND, picked).astype(np.int8)
+        packed = self.packed[np.clip(tau, 0, self.max_tau), up, down, np.clip(s, -1, self.n_slack - 1) + 1]
+        return np.where(tau <= 0, ON_DEMAND, unpack(packed, mode, available)).astype(np.int8)
 
 
 @lru_cache(maxsize=8)
@@ -100,17 +114,12 @@ def solve_plan(job: DeadlineJob, clock: WorkClock, mean_hours: tuple[float, ...]
     if clock.delay_ticks > 1:
         raise JobError(f"the risk-aware plan models a launch delay of at most 1 tick, got {clock.delay_ticks}")
     blind = clock.delay_ticks == 1
-    unit = 1
-    while clock.slack_u // unit >= MAX_SLACK_STATES or clock.tick_u % unit:
-        unit += 1
-        if unit > clock.tick_u:
-            unit = clock.tick_u
-            break
+    unit = slack_unit(clock)
     tick_u = clock.tick_u // unit
     overhead_u = -(-clock.overhead_u // unit)  # round the restart cost up: conservative
     n_s = clock.slack_u // unit + 1
     g = len(mean_hours)
-    per_tau = g * g * n_s * 6
+    per_tau = g * g * (n_s + 1) * 2
     max_tau = max(1, min(clock.deadline_ticks, MAX_TABLE_BYTES // per_tau - 1))
 
     means_ticks = np.asarray(mean_hours) * 3600.0 / clock.tick_s
@@ -124,8 +133,8 @@ def solve_plan(job: DeadlineJob, clock: WorkClock, mean_hours: tuple[float, ...]
     s_idx = np.arange(n_s)
     value = np.zeros((g * g, n_s, 3, 2))  # tau = 0: only done states remain, at zero cost
     # slack index 0 (s = -1, the slack is gone) stays on-demand; the solved states fill the rest in place
-    table = np.full((max_tau + 1, g, g, n_s + 1, 3, 2), ON_DEMAND, np.int8)
-    solved = table.reshape(max_tau + 1, g * g, n_s + 1, 3, 2)[:, :, 1:]
+    table = np.full((max_tau + 1, g, g, n_s + 1), ALL_ON_DEMAND, np.uint16)
+    solved = table.reshape(max_tau + 1, g * g, n_s + 1)[:, :, 1:]
     tick_usd = {IDLE: 0.0, SPOT: spot_usd, ON_DEMAND: od_usd}
     for tau in range(1, clock.deadline_ticks + 1):
         done_next = s_idx >= (tau - 1) * tick_u
@@ -154,8 +163,25 @@ def solve_plan(job: DeadlineJob, clock: WorkClock, mean_hours: tuple[float, ...]
         codes[~np.isfinite(best_val)] = ON_DEMAND
         value = best_val
         if tau <= max_tau:
-            solved[tau] = codes
+            solved[tau] = pack(codes)
     return DeadlinePlan(tuple(mean_hours), table, unit, max_tau)
+
+
+def slack_unit(clock: WorkClock) -> int:
+    """The finest divisor of a tick (in work units) that keeps the slack within ``MAX_SLACK_STATES``
+    states; the restart overhead is rounded up to it.
+
+    >>> slack_unit(WorkClock.of(DeadlineJob(48, 70, 0.2, 1.0, 3.0), 600))  # exact: no restart rounded up
+    1
+    >>> slack_unit(WorkClock.of(DeadlineJob(48, 70, 0.05, 1.0, 3.0), 600))  # a 0.05 h restart costs 240 s
+    2
+    """
+    unit = 1
+    while clock.slack_u // unit >= MAX_SLACK_STATES or clock.tick_u % unit:
+        unit += 1
+        if unit > clock.tick_u:
+            return clock.tick_u
+    return unit
 
 
 def _blind_step(
@@ -164,7 +190,7 @@ def _blind_step(
     usd: dict[np.int8, float],
     tick_u: int,
     overhead_u: int,
-    out: npt.NDArray[np.int8] | None,
+    out: npt.NDArray[np.uint16] | None,
 ) -> npt.NDArray[np.float64]:
     """One step of the blind problem: from ``(slack, mode m of the running tick, its availability a)`` the
     action ``x`` for the next tick, whose availability ``a'`` follows the chain. The next tick holds ``x``,
@@ -186,7 +212,7 @@ def _blind_step(
     if out is not None:
         codes = np.array([SPOT, IDLE, ON_DEMAND], np.int8)[best]
         codes[~np.isfinite(best_val)] = ON_DEMAND
-        out[...] = codes
+        out[...] = pack(codes)
     return np.asarray(best_val, np.float64)
 
 

@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from engine.sim.clock import DeadlineJob, WorkClock
 from engine.sim.deadline import ON_DEMAND, BoolArray, ModeArray, Outlook, RunState
-from engine.sim.deadline_plan import DEFAULT_MEAN_HOURS, DeadlinePlan, mean_hours_from_risk, solve_plan
+from engine.sim.deadline_plan import DEFAULT_MEAN_HOURS, DeadlinePlan, mean_hours_from_risk, solve_plan, unpack
 from engine.sim.spells import SpellRates
 
 
@@ -53,8 +53,8 @@ class _RiskAware:
         self._spells = SpellRates(n_runs, horizon_s / clock.tick_s)
         self._risk_up_hours = np.full(n_runs, np.nan)  # the risk model's mean up-time; nan: none yet
         g, n_sp = len(plan.mean_hours), plan.n_slack + 1
-        self._per_tick = plan.action.reshape(plan.max_tau + 1, g * g * n_sp * 6)
-        self._strides = (g * n_sp * 6, n_sp * 6)
+        self._per_tick = plan.packed.reshape(plan.max_tau + 1, g * g * n_sp)
+        self._strides = (g * n_sp, n_sp)
 
     def observe(self, tick: int, available: BoolArray) -> None:
         """Learn from the availability just seen (before deciding on it)."""
@@ -80,5 +80,5 @@ class _RiskAware:
         plan = self._plan
         s = (tau * c.tick_u - ahead.work_left_u - ahead.overhead_left_u) // plan.slack_unit_u
         index = plan.grid_index(up) * self._strides[0] + plan.grid_index(down) * self._strides[1]
-        index += (np.clip(s, -1, plan.n_slack - 1) + 1) * 6 + ahead.mode.astype(np.intp) * 2 + available
-        return np.asarray(self._per_tick[min(tau, plan.max_tau)][index], np.int8)
+        index += np.clip(s, -1, plan.n_slack - 1) + 1
+        return unpack(self._per_tick[min(tau, plan.max_tau)][index], ahead.mode, available)
