@@ -210,12 +210,17 @@ def register(app: typer.Typer) -> None:
             help="prices of the trace's pools (joint prices or AWS spot price history): the risk model "
                  "learns from them too, as it does on the server's bundled market")] = None,
         risk_horizon_minutes: Annotated[float, typer.Option(help="risk model horizon, minutes")] = 60.0,
+        delay_ticks: Annotated[
+            int, typer.Option(min=0, help="every choice takes effect this many ticks late (a launch takes time)")
+        ] = 0,
         address: AddressOption = None,
         num_cpus: CpusOption = None,
     ) -> None:
         """The deadline-job workload (the Can't-Be-Late problem): cost and missed deadlines per policy."""
         try:
-            job = DeadlineJob(job_hours, deadline_hours, restart_overhead_hours, spot_price, on_demand_price)
+            job = DeadlineJob(
+                job_hours, deadline_hours, restart_overhead_hours, spot_price, on_demand_price, delay_ticks=delay_ticks
+            )
             report = run_deadline(
                 trace,
                 job,
