@@ -34,6 +34,7 @@ from actors.simulation import (
 )
 from engine.market import MarketTrace
 from engine.policy import POLICY_NAMES, PolicyParams
+from engine.schedule import Schedule
 from engine.sim.backtest import deadline_policy
 from engine.sim.clock import DeadlineJob, JobError, WorkClock
 from engine.sim.fleet import (
@@ -218,6 +219,7 @@ class FleetRequest:
     instance_type: str | None = None
     spot_price: float | None = None
     on_demand_price: float | None = None
+    schedule: str | None = None  # a hibernation schedule on the trace's clock (engine.schedule syntax)
 
 
 def check_fleet(request: FleetRequest, trace: MarketTrace) -> int:
@@ -244,7 +246,18 @@ def check_fleet(request: FleetRequest, trace: MarketTrace) -> int:
     if not compatible_pool_mask(trace.pools, kind).any():
         types = ", ".join(sorted({p.instance_type for p in trace.pools}))
         raise SimulationInputError("instance_type", f"no pool of the trace can run {kind}: its pools are {types}")
+    parse_schedule(request)
     return n_ticks
+
+
+def parse_schedule(request: FleetRequest) -> Schedule | None:
+    """The request's hibernation schedule, or None; a bad one is the caller's input error."""
+    if request.schedule is None:
+        return None
+    try:
+        return Schedule.parse(request.schedule)
+    except ValueError as exc:
+        raise SimulationInputError("schedule", str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -290,6 +303,9 @@ def fleet_plan(request: FleetRequest, trace: MarketTrace, source: Mapping[str, A
                                 request.on_demand_price, request.instance_type)
     except ValueError as exc:
         raise SimulationInputError(None, str(exc)) from None
+    hibernation = parse_schedule(request)
+    if hibernation is not None:
+        market = market.with_schedule(hibernation)
     starts = np.random.default_rng(request.seed).integers(0, trace.n_ticks - n_ticks + 1, size=request.n_runs)
     every = max(1, round(request.decision_interval_s / trace.tick_s))
     settings = {
@@ -304,6 +320,7 @@ def fleet_plan(request: FleetRequest, trace: MarketTrace, source: Mapping[str, A
         "restart_hours": request.params.restart_hours,
         "spot_price": "from the trace" if request.spot_price is None else request.spot_price,
         "on_demand_price": [float(x) for x in market.on_demand_price],
+        **({} if hibernation is None else {"schedule": str(hibernation)}),
     }
     return FleetPlan(request, market, starts, n_ticks, settings)
 

@@ -235,6 +235,8 @@ class FleetSimulationIn(Strict):
         description="consult the policy this often (whole ticks; 0: every tick); interruptions at once")
     instance_type: str | None = Field(default=None, pattern=INSTANCE_TYPE_PATTERN, examples=["p3.2xlarge"],
                                       description="the fleet's type; default: the history's most common")
+    schedule: str | None = Field(default=None, max_length=1000, examples=["Mon-Fri 09:00-17:00 UTC"],
+                                 description="hibernation schedule on the history's clock: stopped outside it")
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "workload": "fleet", "policies": ["price_capacity_optimized", "risk_aware"], "fleet_size": 20,

@@ -91,17 +91,24 @@ async def test_a_fleet_request_gives_the_same_result_through_rest_and_the_cli(
         client: httpx.AsyncClient, bundled_files: tuple[Path, Path], tmp_path: Path) -> None:
     policies = ["on_demand", "price_capacity_optimized", "risk_aware"]
     body = {"workload": "fleet", "policies": policies, "fleet_size": 4, "runs": 6, "hours": 24, "seed": 5,
-            "restart_hours": 0.2, "decision_interval_s": 600, "instance_type": "p3.2xlarge"}
+            "restart_hours": 0.2, "decision_interval_s": 600, "instance_type": "p3.2xlarge",
+            "schedule": "Mon-Fri 06:00-22:00 UTC"}
     availability, prices = bundled_files
     cli = cli_report(tmp_path, "fleet", "--availability", str(availability), "--prices", str(prices),
                      "--fleet-size", "4", "--runs", "6", "--hours", "24", "--seed", "5", "--restart-hours", "0.2",
                      "--decision-interval-minutes", "10", "--instance-type", "p3.2xlarge",
+                     "--schedule", "Mon-Fri 06:00-22:00 UTC",
                      *(a for p in policies for a in ("--policy", p)))
     rest = await rest_result(client, body)
     assert rest["workload"] == "fleet" and rest["runs"] == 6 and set(rest["policies"]) == set(policies)
+    assert rest["settings"]["schedule"] == "Mon-Fri 06:00-22:00 UTC"
     assert without_source(rest) == without_source(cli)
     od = rest["policies"]["on_demand"]
-    assert od["total_cost"] == pytest.approx(od["on_demand_cost"])
+    # on demand, the schedule's stopped hours are not paid; their saving is a lower bound (hours before a first
+    # placement are priced at the cheapest placement then)
+    assert od["hibernated_hours"] > 0 and od["hibernation_saving"] > 0
+    assert od["total_cost"] + od["hibernation_saving"] <= od["on_demand_cost"] + 0.01
+    assert od["total_cost"] < od["on_demand_cost"]
 
 
 @pytest.mark.parametrize(("change", "named"), [
@@ -112,6 +119,7 @@ async def test_a_fleet_request_gives_the_same_result_through_rest_and_the_cli(
     ({"instance_type": "m5.large"}, "body.instance_type: no pool of the trace can run m5.large"),
     ({"instance_type": "P3 2XL"}, "instance_type"),
     ({"decision_interval_s": -1}, "decision_interval_s"),
+    ({"schedule": "Mon-Fry 09:00-17:00 UTC"}, "body.schedule: window 1: unknown day 'Fry'"),
     ({"job": {"job_hours": 1, "deadline_hours": 2}}, "job"),
     ({"workload": "magic"}, "workload must be 'deadline' or 'fleet'"),
 ])

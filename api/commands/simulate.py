@@ -6,7 +6,6 @@ naming what is wrong; the JSON report goes to ``--json``, a short table to the t
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,11 +23,11 @@ from actors.backtests import (
     deadline_plan,
     deadline_windows_plan,
     fleet_plan,
+    parse_schedule,
     run_backtest,
 )
 from actors.ray_runtime import RayTarget
 from engine.policy import POLICY_NAMES, PolicyParams
-from engine.schedule import Schedule
 from engine.sim.backtest import DEADLINE_POLICY_NAMES
 from engine.sim.clock import DeadlineJob, JobError
 from engine.sim.fleet import DEFAULT_DECISION_INTERVAL_S
@@ -47,7 +46,7 @@ CpusOption = Annotated[int | None, typer.Option(help="local Ray workers (default
 OPTION_OF_FIELD = {"runs": "--runs", "policies": "--policy", "fleet_size": "--fleet-size", "hours": "--hours",
                    "instance_type": "--instance-type", "spot_price": "--spot-price",
                    "on_demand_price": "--on-demand-price", "risk_horizon_s": "--risk-horizon-minutes",
-                   "decision_interval_s": "--decision-interval-minutes"}
+                   "decision_interval_s": "--decision-interval-minutes", "schedule": "--schedule"}
 
 
 class UsageError(ValueError):
@@ -119,22 +118,16 @@ def run_fleet(
 ) -> dict[str, Any]:
     """Load the market, simulate every policy's fleets, report (and plot). With ``schedule`` the fleets
     hibernate outside its windows, on the trace's clock."""
-    try:
-        hibernation = None if schedule is None else Schedule.parse(schedule)
-    except ValueError as exc:
-        raise UsageError(f"--schedule: {exc}") from None
     request = FleetRequest(tuple(policies), fleet_size, n_runs, hours, seed, params, decision_interval_minutes * 60.0,
-                           instance_type, spot_price, on_demand_price)
+                           instance_type, spot_price, on_demand_price, schedule)
     source = {"availability": str(availability), "prices": None if prices is None else str(prices)}
     try:
         if not decision_interval_minutes >= 0:
             raise SimulationInputError("decision_interval_s", f"must be >= 0, got {decision_interval_minutes}")
+        parse_schedule(request)  # checked before the files are read: it is cheap
         plan = fleet_plan(request, load_market(availability, prices, convention=convention), source)
     except SimulationInputError as exc:
         raise usage_error(exc, availability) from None
-    if hibernation is not None:
-        plan = dataclasses.replace(plan, market=plan.market.with_schedule(hibernation),
-                                   settings={**plan.settings, "schedule": str(hibernation)})
     result = _run(plan, target, show_progress, "fleet runs")
     _write_outputs(result, json_out, plot)
     return result.report

@@ -31,7 +31,7 @@ def backtest_request(body: DeadlineSimulationIn | FleetSimulationIn) -> Backtest
     if isinstance(body, FleetSimulationIn):
         return FleetRequest(tuple(str(p.value) for p in body.policies), body.fleet_size, body.runs, body.hours,
                             body.seed, PolicyParams(restart_hours=body.restart_hours), body.decision_interval_s,
-                            body.instance_type)
+                            body.instance_type, schedule=body.schedule)
     job = DeadlineJob(body.job.job_hours, body.job.deadline_hours, body.job.restart_overhead_hours,
                       body.job.spot_usd_per_hour, body.job.on_demand_usd_per_hour, body.job.delay_ticks)
     return DeadlineRequest(job, tuple(str(p.value) for p in body.policies), body.runs, body.seed, body.risk_horizon_s)
