@@ -96,7 +96,7 @@ async function start() {
     const [history, latest, fleet, recent, forecasts] = await Promise.all([
       api(base() + "/prices/history?limit=5000"), api(base() + "/prices"), api(base() + "/instances"),
       api(base() + "/decisions?limit=50"), api(base() + "/forecasts")]);
-    const moves = await Promise.all(["replace", "fallback_on_demand", "return_to_spot"].map(
+    const moves = await Promise.all(["replace", "fallback_on_demand", "return_to_spot", "hibernate", "wake"].map(
       (action) => api(base() + `/decisions?limit=${PAGE}&action=${action}`)));
     if (mine !== generation) return;
     for (const tick of history.ticks) applyPrices(tick, stream("prices"), tick.seq);
@@ -266,6 +266,7 @@ function hourlyCost(i) {
   const p = state.pools.get(i.pool);
   if (!p) return null;
   if (i.lifecycle === "on_demand") return p.od;
+  if (i.lifecycle === "stopped") return 0;  // hibernated: costs nothing
   const last = p.series[p.series.length - 1];
   return last ? last[1] : null;
 }
@@ -305,13 +306,14 @@ function spotSaving(placement, fromS, toS) {
 }
 
 function counts(sinceS) {
-  const c = {interruptions: 0, replacements: 0, fallbacks: 0, returns: 0};
+  const c = {interruptions: 0, replacements: 0, fallbacks: 0, returns: 0, hibernations: 0};
   for (const e of state.events.values()) {
     if (e.at < sinceS) continue;
     if (e.rule === "interrupted") c.interruptions++;
     if (e.action === "replace") c.replacements++;
     if (e.action === "fallback_on_demand") c.fallbacks++;
     if (e.action === "return_to_spot") c.returns++;
+    if (e.action === "hibernate") c.hibernations++;
   }
   return c;
 }
@@ -352,11 +354,11 @@ function renderSummary() {
   $("stat-savings").title = "Computed in this page, for the instances in the fleet now: the on-demand price minus "
     + "what each pays (its pool's spot price, or on-demand), times region-clock time, from "
     + fmtClock(state.savingsFrom) + ". Before the page opened, placements come from the stored moves (replace, "
-    + "fallback, return decisions, taken to happen when decided) and prices from the loaded price history; since "
+    + "fallback, return, hibernate and wake decisions, taken to happen when decided) and prices from the loaded price history; since "
     + "then from the live events. Prices and placements are held between events. An estimate, not a bill.";
   const all = counts(0), day = counts(state.clock - DAY_S), more = state.countsTruncated ? "≥" : "";
   $("counts").tBodies[0].replaceChildren(...[["interruptions", "interruptions"], ["replacements", "replacements"],
-    ["fallbacks to on-demand", "fallbacks"], ["returns to spot", "returns"]].map(([label, k]) =>
+    ["fallbacks to on-demand", "fallbacks"], ["returns to spot", "returns"], ["hibernations", "hibernations"]].map(([label, k]) =>
     el("tr", {}, el("th", {text: label}), el("td", {text: more + all[k]}), el("td", {text: "/ " + day[k]}))));
   $("stat-counts").title = "Counted in this page from the region's stored decisions (up to " + PAGE + " per action "
     + "at load, ≥ when there were more) and the live ones since: interruptions are decisions with rule "
@@ -370,6 +372,7 @@ function renderCharts() {
   const fleetPools = new Map();  // pool -> "2 spot, 1 on-demand"
   const tally = new Map();
   for (const i of state.instances.values()) {
+    if (i.lifecycle === "stopped") continue;  // a hibernated instance holds no pool
     const t = tally.get(i.pool) || {spot: 0, on_demand: 0};
     t[i.lifecycle === "spot" ? "spot" : "on_demand"]++; tally.set(i.pool, t);
   }
@@ -441,7 +444,7 @@ function renderFleet() {
   const rows = [...state.instances.values()].sort((a, b) => a.instance_id.localeCompare(b.instance_id)).map((i) => {
     const p = state.pools.get(i.pool), touched = state.touched.get(i.instance_id);
     const recent = touched && touched.live && state.clock - touched.at <= 6 * 3600;
-    const risk = i.lifecycle === "on_demand" ? "– (on-demand)" : fmtPct(p && p.risk);
+    const risk = i.lifecycle === "spot" ? fmtPct(p && p.risk) : `– (${i.lifecycle.replace("_", "-")})`;
     return el("tr", {class: recent ? "touched" : "", "data-instance": i.instance_id},
       el("td", {text: i.instance_id, "data-label": "instance"}), el("td", {text: i.pool, "data-label": "pool"}),
       el("td", {text: i.lifecycle.replace("_", "-") + (i.interrupted ? " (interrupted)" : ""), "data-label": "lifecycle"}),
