@@ -54,6 +54,8 @@ class CloudView:
         self.launch_specs.update({spec.instance_id: spec for spec in specs})
         self.launch_specs.update({iid: spec for iid, spec in asleep.items() if iid not in self.launch_specs})
         self.engine.hibernation.set_tags({spec.instance_id: dict(spec.tags) for spec in specs})  # for selectors
+        self.engine.hibernation.set_exempt([spec.instance_id for spec in specs],
+                                           [spec.instance_id for spec in specs if spec.auto_scaling_group])
         if joined or left:
             detail = f"{len(joined)} instance(s) joined, {len(left)} left"
             await self._publish_events(now_s, [alert("fleet_changed", joined + left, detail, joined=joined,

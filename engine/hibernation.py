@@ -41,6 +41,10 @@ class Hibernation:
 
     schedules: tuple[Schedule, ...] = ()
     tags: dict[str, Mapping[str, str]] = field(default_factory=dict)  # instance id -> its tags
+    # Instances no schedule may stop: a group that keeps its size (an Auto Scaling group) would replace a
+    # stopped member at once, so hibernating one would fail at every tick; the group's capacity is what to
+    # schedule instead. The cloud's discovery says which.
+    exempt: set[str] = field(default_factory=set)
 
     @classmethod
     def of(cls, texts: Iterable[str]) -> Hibernation:
@@ -61,12 +65,18 @@ class Hibernation:
         """The tags of the instances a cloud reported (instances not named keep theirs)."""
         self.tags.update({iid: dict(t) for iid, t in tags.items()})
 
+    def set_exempt(self, reported: Iterable[str], exempt: Iterable[str]) -> None:
+        """Of the ``reported`` instances, exactly those in ``exempt`` are governed by no schedule."""
+        self.exempt.difference_update(reported)
+        self.exempt.update(exempt)
+
     def forget(self, instance_ids: Iterable[str]) -> None:
         for iid in instance_ids:
             self.tags.pop(iid, None)
+            self.exempt.discard(iid)
 
     def schedule_for(self, instance: Instance) -> Schedule | None:
-        if not self.schedules:
+        if not self.schedules or instance.instance_id in self.exempt:
             return None
         return governing(self.schedules, {"fleet": instance.fleet, **self.tags.get(instance.instance_id, {})})
 

@@ -588,6 +588,8 @@ class RegionEngine:
             fleet_state = doc["state"]["fleet_state"]
             fleet_state.stopped = np.zeros(fleet_state.pool.shape, bool)
         engine = cls(**doc["state"])
+        if not hasattr(engine.hibernation, "exempt"):  # written before schedules knew exempt instances
+            engine.hibernation.exempt = set()
         if compatible_types is not None:
             engine.compatible_types = compatible_types
         return engine

@@ -80,6 +80,17 @@ def test_a_selector_governs_only_the_instances_with_its_tag() -> None:
     assert [i.instance_id for i, _ in by_fleet.hibernate] == ["i-batch"]
 
 
+def test_a_member_of_a_group_that_keeps_its_size_is_never_hibernated_until_it_leaves_the_group() -> None:
+    hibernation = Hibernation.of([OFFICE])
+    hibernation.set_exempt(["i-asg", "i-own"], ["i-asg"])  # discovery: i-asg is in an Auto Scaling group
+    saturday = utc("2026-06-06 12:00")
+    plan = hibernation.plan([make_instance("i-asg"), make_instance("i-own")], saturday)
+    assert [i.instance_id for i, _ in plan.hibernate] == ["i-own"]
+    assert [i.instance_id for i in plan.running] == ["i-asg"]  # the policy's, like an unscheduled instance
+    hibernation.set_exempt(["i-asg"], [])  # detached from its group: the schedule governs it again
+    assert [i.instance_id for i, _ in hibernation.plan([make_instance("i-asg")], saturday).hibernate] == ["i-asg"]
+
+
 def test_a_stopped_instance_no_schedule_governs_any_more_wakes() -> None:
     plan = Hibernation().plan([make_instance("i-2", Lifecycle.STOPPED)], utc("2026-06-06 12:00"))
     assert [(i.instance_id, s) for i, s in plan.wake] == [("i-2", None)]
