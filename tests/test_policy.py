@@ -277,6 +277,18 @@ def zoned_market(zones: list[str], prices: list[float], risk: list[float],
     )
 
 
+def watched_risk_aware(n_pools: int = 3, hours: float = 6.0, **params: float):
+    """A risk_aware policy that has watched ``n_pools`` pools stay up for ``hours``: every pool has a record."""
+    policy = make_policy("risk_aware", PolicyParams(**params))
+    for k in range(int(hours * 6) + 1):
+        policy.decide(market([1.0] * n_pools), fleet([0], n_pools=n_pools), -hours * 3600.0 + k * 600.0)
+    return policy
+
+
+def warm_decide(m: MarketView, f: FleetView, now_s: float = 0.0, **params: float):
+    return watched_risk_aware(m.n_pools, **params).decide(m, f, now_s)
+
+
 def test_an_interruption_costs_the_work_lost_the_restart_at_the_replacements_price_and_its_failing_too() -> None:
     from engine.policy.interruption import interruption_cost
 
@@ -330,24 +342,26 @@ def test_a_replacement_in_the_failed_pools_zone_is_more_likely_to_fail_too() -> 
 def test_the_pareto_guard_never_places_an_instance_dearer_or_riskier_than_aws_would() -> None:
     # AWS's pick among equally available pools is the cheapest (pool 1); pool 2 is safer but dearer.
     m = market([1.0, 0.6, 0.7], risk=[0.0, 0.9, 0.02], available=[False, True, True])
-    guarded = decide("risk_aware", m, fleet([0], interrupted=[True]), restart_hours=0.5)
+    guarded = warm_decide(m, fleet([0], interrupted=[True]), restart_hours=0.5)
     assert guarded.target_pool.tolist() == [1]
     assert guarded.details["pareto_guard_allows"][0].tolist() == [False, True, False, True]
     # A pool no dearer and no riskier is taken instead, when its expected cost is clearly lower.
     m = market([1.0, 0.6, 0.6], risk=[0.0, 0.9, 0.02], available=[False, True, True])
-    better = decide("risk_aware", m, fleet([0], interrupted=[True]), restart_hours=0.5)
+    better = warm_decide(m, fleet([0], interrupted=[True]), restart_hours=0.5)
     assert better.target_pool.tolist() == [2]
+    unwatched = decide("risk_aware", m, fleet([0], interrupted=[True]), restart_hours=0.5)
+    assert unwatched.target_pool.tolist() == [1]  # until the pools have a record, AWS's pick stands
     unguarded = decide("risk_aware", market([1.0, 0.6, 0.7], risk=[0.0, 0.9, 0.02], available=[False, True, True]),
                        fleet([0], interrupted=[True]), restart_hours=0.5, pareto_guard=False)
     assert unguarded.target_pool.tolist() == [2]
 
 
 def test_a_running_instance_moves_for_a_price_saving_into_a_pool_no_riskier_but_never_for_risk_alone() -> None:
-    for_risk = decide("risk_aware", market([1.0, 1.0, 1.0], risk=[0.9, 0.0, 0.0]), fleet([0]))
+    for_risk = warm_decide(market([1.0, 1.0, 1.0], risk=[0.9, 0.0, 0.0]), fleet([0]))
     assert for_risk.actions() == [Action.KEEP]
-    riskier = decide("risk_aware", market([1.0, 0.5, 1.0], risk=[0.1, 0.3, 0.1]), fleet([0]))
+    riskier = warm_decide(market([1.0, 0.5, 1.0], risk=[0.1, 0.3, 0.1]), fleet([0]))
     assert riskier.actions() == [Action.KEEP]
-    cheaper = decide("risk_aware", market([1.0, 0.5, 1.0], risk=[0.1, 0.05, 0.1]), fleet([0]))
+    cheaper = warm_decide(market([1.0, 0.5, 1.0], risk=[0.1, 0.05, 0.1]), fleet([0]))
     assert (cheaper.actions(), cheaper.target_pool.tolist()) == ([Action.REPLACE], [1])
 
 
@@ -384,7 +398,7 @@ def test_a_risk_aware_decision_shows_every_number_it_weighed() -> None:
 
     m = market([1.0, 0.6, 0.6], risk=[0.0, 0.9, 0.02], available=[False, True, True])
     f = fleet([0], interrupted=[True])
-    choice = make_policy("risk_aware", PolicyParams(restart_hours=0.5)).decide(m, f, 0.0)
+    choice = watched_risk_aware(restart_hours=0.5).decide(m, f, 0.0)
     decision = explain(choice, 0, Instance("i-1", m.pools[0], interrupted=True), m, f, now_s=0.0,
                        policy="risk_aware")
     numbers = decision.numbers
@@ -412,5 +426,5 @@ def test_an_instance_is_never_placed_in_a_pool_with_a_worse_record_than_aws_pick
     placed = policy.decide(m, fleet([0], interrupted=[True]), t)
     assert placed.target_pool.tolist() == [1]  # ... but its record over the last hours is worse
     assert placed.details["long_run_risk"][0, 2] > placed.details["long_run_risk"][0, 1]
-    fresh = make_policy("risk_aware").decide(m, fleet([0], interrupted=[True]), t)
-    assert fresh.target_pool.tolist() == [2]  # with no record yet, the model's edge decides
+    clean = watched_risk_aware().decide(m, fleet([0], interrupted=[True]), 0.0)
+    assert clean.target_pool.tolist() == [2]  # where pool 2's record is clean, the model's edge decides

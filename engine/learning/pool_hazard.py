@@ -34,6 +34,10 @@ class PoolHazard:
     >>> h = PoolHazard(3600.0)
     >>> for t, up in enumerate([[1, 1], [0, 1], [1, 1], [0, 1], [1, 1], [0, 1]]):
     ...     h.learn_one(pools, np.array([up], dtype=bool), t * 600.0)
+    >>> bool(np.isnan(h.probability()).all())  # 50 minutes watched: no record of its own yet
+    True
+    >>> for t, up in enumerate([[1, 1], [0, 1], [1, 1], [0, 1], [1, 1], [0, 1]] * 4, start=6):
+    ...     h.learn_one(pools, np.array([up], dtype=bool), t * 600.0)
     >>> p = h.probability()
     >>> bool(p[0, 0] > p[0, 1])
     True
@@ -45,6 +49,7 @@ class PoolHazard:
     _up: BoolArray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))  # (M, P) last seen
     _up_h: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))  # (M, P) hours seen up
     _downs: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))  # (M, P) up -> down seen
+    _seen_h: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))  # (M, P) hours watched
 
     def _align(self, pools: Sequence[Pool], rows: int) -> None:
         """Start over for new rows; keep what is known of pools seen before (live pools only grow)."""
@@ -52,14 +57,15 @@ class PoolHazard:
         if pools == self._pools and self._up.shape[0] == rows:
             return
         shape = (rows, len(pools))
-        up, up_h, downs = np.ones(shape, dtype=bool), np.zeros(shape), np.zeros(shape)
+        up, up_h, downs, seen_h = np.ones(shape, dtype=bool), np.zeros(shape), np.zeros(shape), np.zeros(shape)
         if self._up.shape[0] == rows:
             old = {p: i for i, p in enumerate(self._pools)}
             for j, p in enumerate(pools):
                 i = old.get(p)
                 if i is not None:
                     up[:, j], up_h[:, j], downs[:, j] = self._up[:, i], self._up_h[:, i], self._downs[:, i]
-        self._pools, self._up, self._up_h, self._downs = pools, up, up_h, downs
+                    seen_h[:, j] = self._seen_h[:, i]
+        self._pools, self._up, self._up_h, self._downs, self._seen_h = pools, up, up_h, downs, seen_h
 
     def learn_one(self, pools: Sequence[Pool], available: BoolArray, now_s: float) -> None:
         """One look at every pool's availability, ``available`` (M, P); time must not go backwards."""
@@ -67,6 +73,7 @@ class PoolHazard:
         dt_h = 0.0 if not np.isfinite(self._last_s) else max(0.0, (now_s - self._last_s) / 3600.0)
         if dt_h > 0.0:
             self._up_h += self._up * dt_h
+            self._seen_h += dt_h
             self._downs += self._up & ~available
         self._up = available.copy()
         self._last_s = now_s
@@ -79,6 +86,7 @@ class PoolHazard:
         return rate
 
     def probability(self) -> FloatArray:
-        """(M, P) P(at least one failure within the horizon) at the pool's long-run rate."""
+        """(M, P) P(at least one failure within the horizon) at the pool's long-run rate; NaN until the
+        pool has been watched for ``PRIOR_HOURS`` (before that its record is the prior, not its own)."""
         out: FloatArray = 1.0 - np.exp(-self.hazard_per_hour() * self.horizon_s / 3600.0)
-        return out
+        return np.where(self._seen_h >= PRIOR_HOURS, out, np.nan)

@@ -78,9 +78,11 @@ class RiskAware(RankingStrategy):
         launch_ok = usable & (price <= price[idx, b][:, None] + TIE) & (risk <= risk[idx, b][:, None] + TIE)
         c = np.maximum(fleet.pool, 0)
         if long_run is not None:
-            # Placed now, an instance stays for many horizons: no worse on the pool's record either.
+            # Placed now, an instance stays for many horizons: no worse on the pool's record either (NaN,
+            # a record not yet known, is never shown to be no worse).
             record = long_run[rows]
             launch_ok &= record <= record[idx, b][:, None] + TIE
+        launch_ok[idx, b] = usable[idx, b]
         launch_ok |= usable & ~has_spot_baseline[:, None]
         if not params.pareto_guard:
             launch_ok = usable
