@@ -3,18 +3,20 @@
 Dominates = no more expensive, no more interruptions, no less availability, all three at once. Sets: the
 2023 bundle with its prices (20 instances), the 2022 bundle, each group of the preemption bundle (these
 have no price file: a constant spot price, the 2023 price file's mean, and $3.06 on demand, as the CLI's
-``--spot-price``/``--on-demand-price`` give), and the 2023 bundle again at a few random fleet sizes in
-4-50 (fixed seed). Each set runs both policies with one parameter set (the defaults) through the code
+``--spot-price``/``--on-demand-price`` give), and each of them again at a random fleet size in 4-50
+(fixed seed). Each set runs both policies with one parameter set (the defaults) through the code
 the CLI's ``simulate fleet`` runs (:func:`engine.sim.backtest.run_fleet_shard`, the function each Ray
 task calls; here in this process, so no Ray start-up; results are the same, sharding only splits runs).
 
 Writes bench/results/dominance.json, prints a table and a one-line summary. Run:
-``.venv/bin/python bench/dominance.py [--runs 100] [--sizes 3] [--seed 0]``.
+``.venv/bin/python bench/dominance.py [--runs 100] [--sizes 5] [--seed 0] [--only SET]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
 import json
 import time
 from dataclasses import dataclass
@@ -51,7 +53,9 @@ def fleet_sets(n_sizes: int, seed: int) -> list[FleetSet]:
           for g in ("aws-04-19-2023/", "aws-04-22-2023/", "gcp-04-30-2023/")),
     ]
     sizes = np.random.default_rng(seed).integers(4, 51, size=n_sizes)
-    sets += [FleetSet(f"2023 size {int(s)}", a23, p23, fleet_size=int(s)) for s in sizes]
+    # Each random size on the next set in turn, so every set is also run at another size.
+    sets += [dataclasses.replace(base, name=f"{base.name} size {int(size)}", fleet_size=int(size))
+             for base, size in zip(itertools.cycle(list(sets)), sizes, strict=False)]
     return sets
 
 
@@ -90,7 +94,7 @@ def run_set(s: FleetSet, runs: int, seed: int, spot_usd: float) -> dict[str, Any
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100, help="fleets per set (the CLI's default)")
-    parser.add_argument("--sizes", type=int, default=3, help="random fleet sizes in 4-50 on the 2023 set")
+    parser.add_argument("--sizes", type=int, default=5, help="random fleet sizes in 4-50, each on the next set")
     parser.add_argument("--seed", type=int, default=0, help="seed of the start ticks and the sizes")
     parser.add_argument("--only", default=None, help="run only sets whose name starts with this")
     args = parser.parse_args()
