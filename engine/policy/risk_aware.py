@@ -93,8 +93,8 @@ class RiskAware(RankingStrategy):
         bar = np.maximum(params.min_saving_usd_per_hour, params.min_saving_fraction * price_c)
         bar = bar + params.restart_hours * 2.0 * price_c / max(params.payback_hours, 1e-9)
         stay_ok = usable & (price <= (price_c - bar)[:, None]) & (risk <= risk[idx, c][:, None] + TIE)
-        if long_run is not None:
-            stay_ok &= record <= record[idx, c][:, None] + TIE
+        if long_run is not None:  # a price saving is real money: an unknown record (NaN) does not block it
+            stay_ok &= ~(record > record[idx, c][:, None] + TIE)
         if not params.pareto_guard:
             stay_ok = usable
         allowed_spot = np.where(housed[:, None], stay_ok, launch_ok)
