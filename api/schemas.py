@@ -130,6 +130,9 @@ class PolicyParamsIn(Strict):
     max_pool_share: Number | None = Field(default=None, gt=0, le=1)
     budget_per_window: int | None = Field(default=None, ge=0, le=1_000_000_000)
     budget_window_s: Number | None = Field(default=None, ge=0, le=1e9)
+    lost_work_hours: Number | None = Field(default=None, ge=0, le=1e4)
+    fleet_outage_weight: Number | None = Field(default=None, ge=0, le=1e6)
+    pareto_guard: bool | None = None
 
     def overrides(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)

@@ -428,3 +428,18 @@ def test_an_instance_is_never_placed_in_a_pool_with_a_worse_record_than_aws_pick
     assert placed.details["long_run_risk"][0, 2] > placed.details["long_run_risk"][0, 1]
     clean = watched_risk_aware().decide(m, fleet([0], interrupted=[True]), 0.0)
     assert clean.target_pool.tolist() == [2]  # where pool 2's record is clean, the model's edge decides
+
+
+def test_the_interruption_and_outage_knobs_are_account_settings_and_bad_values_name_the_field() -> None:
+    from pydantic import ValidationError
+
+    from api.schemas import PolicyParamsIn
+
+    body = PolicyParamsIn.model_validate({"lost_work_hours": 0.5, "fleet_outage_weight": 3, "pareto_guard": False})
+    params = PolicyParams(**body.overrides())
+    assert (params.lost_work_hours, params.fleet_outage_weight, params.pareto_guard) == (0.5, 3.0, False)
+    for field, value in (("lost_work_hours", -1), ("fleet_outage_weight", -0.5), ("pareto_guard", "maybe")):
+        with pytest.raises(ValidationError, match=field):
+            PolicyParamsIn.model_validate({field: value})
+    with pytest.raises(ValueError, match="fleet_outage_weight"):
+        PolicyParams(fleet_outage_weight=-1.0)
