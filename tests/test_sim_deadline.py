@@ -12,10 +12,12 @@ from engine.market import MarketTrace
 from engine.sim.backtest import run_deadline_shard
 from engine.sim.clock import DeadlineJob, JobError, WorkClock
 from engine.sim.deadline import Mode, Outlook, RunState, simulate_deadline
+from engine.sim.deadline_plan import ESTABLISHED, FRESH, solve_plan
 from engine.sim.deadline_policies import GreedyPolicy, OnDemandPolicy
 from engine.sim.optimal import optimal_deadline
 from engine.sim.risk_deadline import RiskAwareDeadlinePolicy
 from engine.sim.runs import runs_from_trace, runs_from_windows
+from engine.sim.spells import SpellRates
 from engine.traces import read_windows
 from engine.types import Pool
 
@@ -303,8 +305,36 @@ def test_risk_aware_fast_path_matches_the_readable_plan_lookup(with_risk: bool, 
         fast = controller.decide(t, state, avail[t]).copy()
         up, down = controller.mean_hours()
         plan = controller._plan
+        model = plan.model_index(up, down, controller._spells.fresh_hazard())
         ahead = Outlook.of(t, state, avail[t], clock)
         tau = np.full(n, clock.deadline_ticks - ahead.tick, np.int64)
         slack = tau * clock.tick_u - ahead.work_left_u - ahead.overhead_left_u
-        slow = plan.lookup(plan.grid_index(up), plan.grid_index(down), tau, slack, ahead.mode, avail[t])
+        slow = plan.lookup(model, tau, slack, ahead.mode, controller.avail_state())
         assert np.array_equal(fast, slow), t
+
+
+def test_the_plan_waits_for_a_new_spell_to_last_when_new_spells_tend_to_end_at_once() -> None:
+    # From on-demand, a restart onto spot pays off only if the spell outlives it: the same slack and spell
+    # means, and the plan hops onto a spell that has just begun only when such spells rarely end at once.
+    j = job(job_hours=6, deadline_hours=8, overhead=0.2)
+    clock = WorkClock.of(j, 600)
+    plan = solve_plan(j, clock)
+    tau, slack, on_demand = np.array([40]), np.array([20]), np.array([Mode.ON_DEMAND], np.int8)
+
+    def action(fresh_hazard: float, state: int) -> int:
+        model = plan.model_index(np.array([20.0]), np.array([0.5]), np.array([fresh_hazard]))
+        return int(plan.lookup(model, tau, slack, on_demand, np.array([state]))[0])
+
+    assert action(0.02, FRESH) == Mode.SPOT
+    assert action(0.6, FRESH) != Mode.SPOT
+    assert action(0.6, ESTABLISHED) == Mode.SPOT
+
+
+def test_spell_counts_learn_that_new_spells_end_sooner() -> None:
+    blips = np.array([1, 0, 0] * 20 + [1] * 30, bool)  # spells of one tick, then one long spell
+    rates = SpellRates(1, prior_mean_ticks=6.0)
+    for now in blips:
+        rates.learn_one(np.array([now]))
+    assert rates.fresh_hazard()[0] > 0.9  # every fresh tick but the last spell's ended
+    down, up = rates.mean_ticks()[:, 0]
+    assert up > 15 and down < 3  # (6 + 29) / (1 + 1): the first tick, of unknown age, counts as established

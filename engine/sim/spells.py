@@ -1,12 +1,13 @@
 """How long spot stays and stays away, learned online per run from the ticks it has seen.
 
-Per run and state (available, unavailable): the ticks seen in that state and the spells of it that ended.
-The mean spell length is their ratio, behind one prior spell of ``prior_mean_ticks`` so that the first
-transitions override the prior rather than the other way round. Causal and nothing fitted to a trace.
+Three availability states (:mod:`engine.sim.deadline_plan`): unavailable, available for the first tick
+of a spell (fresh), available for longer (established). Per run and state: the ticks seen in it and the
+times it ended. The mean unavailable and established spell lengths are their ratios, behind one prior
+spell of ``prior_mean_ticks``; the fresh hazard (P(a spell ends after its first tick)) is the share of
+fresh ticks that ended, behind one prior tick at the hazard of that same prior mean, so before any data
+the model is memoryless and the first spells move it. Causal, and nothing fitted to a trace.
 
-Spells of real spot capacity are not memoryless (a spell that has just begun ends sooner than an old one),
-but per-run counts by spell age proved too sparse to act on within one job; the mean is what one run can
-learn reliably.
+A run starts inside a spell of unknown age: an available first tick counts as established.
 """
 
 from __future__ import annotations
@@ -14,35 +15,50 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-PRIOR_SPELLS = 1.0  # pseudo-observations behind the prior mean; weak on purpose
+from engine.sim.deadline_plan import ESTABLISHED, FRESH, UNAVAILABLE
+
+PRIOR_SPELLS = 1.0  # pseudo-observations behind the prior; weak on purpose
 
 
 class SpellRates:
-    """Per run: ticks seen and spells ended in each state; the implied mean spell lengths.
+    """Per run: ticks seen and spells ended in each availability state; the implied model.
 
     >>> rates = SpellRates(1, prior_mean_ticks=6.0)
-    >>> for now in [1, 1, 1, 0, 0, 1, 1, 1, 1, 1]:
+    >>> for now in [1, 1, 1, 0, 0, 1, 0, 1, 1, 1]:
     ...     rates.learn_one(np.array([now], bool))
+    >>> rates.state.tolist(), rates.ticks[:, 0].tolist(), rates.ends[:, 0].tolist()
+    ([2], [3.0, 2.0, 4.0], [2.0, 1.0, 1.0])
     >>> down, up = rates.mean_ticks()[:, 0]
-    >>> (float(down), float(up))  # (6 + 2) / (1 + 1), (6 + 7) / (1 + 1)
-    (4.0, 6.5)
+    >>> float(down), float(up)  # (6 + 3) / (1 + 2), (6 + 4) / (1 + 1)
+    (3.0, 5.0)
     """
 
     def __init__(self, n_runs: int, prior_mean_ticks: float) -> None:
         self._prior_ticks = float(prior_mean_ticks)
+        self._prior_hazard = float(-np.expm1(-1.0 / prior_mean_ticks))
         self._runs = np.arange(n_runs)
-        self.ticks = np.zeros((2, n_runs))  # (state, run): ticks after which the spell went on or ended
-        self.ends = np.zeros((2, n_runs))
-        self._previous: npt.NDArray[np.intp] | None = None
+        self.ticks = np.zeros((3, n_runs))  # (state, run): ticks after which the spell went on or ended
+        self.ends = np.zeros((3, n_runs))
+        self.state = np.full(n_runs, -1, np.intp)  # the availability state now; -1 before any tick
 
     def learn_one(self, available: npt.NDArray[np.bool_]) -> None:
         """One tick of availability per run."""
-        now = available.astype(np.intp)
-        if self._previous is not None:
-            self.ticks[self._previous, self._runs] += 1.0
-            self.ends[self._previous, self._runs] += now != self._previous
-        self._previous = now
+        seen = self.state >= 0
+        was_up = self.state != UNAVAILABLE
+        ended = seen & (available != was_up)
+        rows = np.maximum(self.state, 0)
+        self.ticks[rows[seen], self._runs[seen]] += 1.0
+        self.ends[rows[ended], self._runs[ended]] += 1.0
+        fresh = available & seen & ~was_up
+        self.state = np.where(available, np.where(fresh, FRESH, ESTABLISHED), UNAVAILABLE)
 
     def mean_ticks(self) -> npt.NDArray[np.float64]:
-        """``(2, runs)``: mean (unavailable, available) spell lengths, ticks."""
-        return np.asarray((self._prior_ticks + self.ticks) / (PRIOR_SPELLS + self.ends), np.float64)
+        """``(2, runs)``: mean (unavailable, established available) spell lengths, ticks."""
+        rows = [UNAVAILABLE, ESTABLISHED]
+        return np.asarray((self._prior_ticks + self.ticks[rows]) / (PRIOR_SPELLS + self.ends[rows]), np.float64)
+
+    def fresh_hazard(self) -> npt.NDArray[np.float64]:
+        """``(runs,)``: P(a spell that has just begun ends after its first tick)."""
+        return np.asarray(
+            (self.ends[FRESH] + PRIOR_SPELLS * self._prior_hazard) / (self.ticks[FRESH] + PRIOR_SPELLS), np.float64
+        )
