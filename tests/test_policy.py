@@ -443,3 +443,22 @@ def test_the_interruption_and_outage_knobs_are_account_settings_and_bad_values_n
             PolicyParamsIn.model_validate({field: value})
     with pytest.raises(ValueError, match="fleet_outage_weight"):
         PolicyParams(fleet_outage_weight=-1.0)
+
+
+def test_in_a_backtest_risk_aware_learns_to_avoid_a_flapping_pool_aws_keeps_picking() -> None:
+    from engine.learning.series import risk_series
+    from engine.market import MarketTrace
+    from engine.sim.fleet import FleetMarket, fleet_metrics, simulate_fleet
+
+    # Equal prices and equal availability shares (90%): AWS's pick is the first pool, which drops one tick in
+    # ten; the second drops ten ticks in a hundred, so it fails a tenth as often.
+    ticks = np.arange(600)
+    available = np.stack([(ticks % 10) != 9, (ticks % 100) < 90], axis=1)
+    pools = (Pool("m5.large", "us-east-1a"), Pool("m5.large", "us-east-1b"))
+    trace = MarketTrace(pools, 0.0, 600.0, available, np.full(available.shape, 0.3), np.full(2, 1.0))
+    fleet_market = FleetMarket.of(trace, risk_series(trace, 3600.0), 3600.0)
+    aws, ours = (fleet_metrics(simulate_fleet(fleet_market, make_policy(name), np.array([0]), 600, 4))
+                 for name in ("price_capacity_optimized", "risk_aware"))
+    assert ours["total_cost"] <= aws["total_cost"]
+    assert ours["interruptions"] < aws["interruptions"]
+    assert ours["availability"] > aws["availability"]
