@@ -8,8 +8,8 @@ the chance the replacement fails too, raised within a zone by the co-failure lea
 A Pareto guard keeps it from losing to ``price_capacity_optimized`` in expectation: an instance that must
 be placed (interrupted, new, or returning from on-demand) goes to AWS's pick or to a pool predicted no
 worse on price, on risk *and* on its long-run record (:class:`engine.learning.pool_hazard.PoolHazard`);
-a running instance moves only for a price saving that pays the move, to a pool no worse on risk or record. Among
-those, the lowest expected cost wins, through the shared rules (threshold, payback, dwell, budget). Then a
+a running instance moves only for a price saving that pays the move, to a pool no worse on risk or record.
+Among those, the lowest expected cost wins, through the shared rules (threshold, payback, dwell, budget). Then a
 fleet that would sit whole in one pool is spread when that lowers the expected cost
 (:mod:`engine.policy.spread`).
 """
@@ -27,7 +27,7 @@ from engine.policy.base import Choice, FleetView, FloatArray, MarketView
 from engine.policy.interruption import InterruptionCost, clipped_risk, interruption_cost
 from engine.policy.price_capacity_optimized import price_capacity_rank
 from engine.policy.rules import apply_rules
-from engine.policy.spread import spread_fleets
+from engine.policy.spread import SpreadTerms, spread_fleets
 from engine.policy.strategy import RankingStrategy, spot_mask, with_on_demand
 
 TIE = 1e-9  # price and risk within this of the reference count as no worse
@@ -120,34 +120,40 @@ class RiskAware(RankingStrategy):
         choice = apply_rules(market, fleet, self.params, plan.rank, proactive=self.proactive, now_s=now_s,
                              cost=plan.cost)
         choice, spread = spread_fleets(choice, market, fleet, self.params, plan.cost, follow)
-        t = plan.terms
-        pad = np.full((fleet.n_instances, 1), np.nan)
-        od_pad = np.zeros((fleet.n_instances, 1))
-        details = {
-            "interruption_work_lost_usd": t.work_lost_usd,
-            "interruption_restart_usd": np.concatenate([t.restart_usd, od_pad], axis=1),
-            "interruption_next_fails": np.concatenate([t.next_fails, od_pad], axis=1),
-            "interruption_cost_usd": np.concatenate([t.total_usd, od_pad], axis=1),
-            "replacement_price_usd_per_hour": np.concatenate([t.replacement_price_usd_per_hour, pad], axis=1),
-            "zone_follow": np.concatenate([follow[fleet.market_row], od_pad], axis=1),
-            "long_run_risk": np.concatenate([long_run[fleet.market_row], od_pad], axis=1),
-            "baseline_long_run_risk": _at(np.concatenate([long_run[fleet.market_row], od_pad], axis=1),
-                                          plan.baseline),
-            "baseline_price_usd_per_hour": _at(np.concatenate(
-                [market.spot_price[fleet.market_row], fleet.on_demand_price[:, None]], axis=1), plan.baseline),
-            "baseline_risk": _at(np.concatenate([clipped_risk(market, fleet), od_pad], axis=1), plan.baseline),
-            "baseline_expected_cost_usd_per_hour": _at(plan.cost, plan.baseline),
-            "pareto_guard_allows": plan.guarded.astype(np.float64),
-            "spread_outage_saving_usd_per_hour": spread.outage_saving_usd_per_hour,
-            "spread_extra_cost_usd_per_hour": spread.extra_cost_usd_per_hour,
-        }
-        return _with_details(choice, details)
+        return replace(choice, details=_numbers(plan, spread, market, fleet, follow, long_run))
+
+
+def _numbers(plan: Plan, spread: SpreadTerms, market: MarketView, fleet: FleetView, follow: FloatArray,
+             long_run: FloatArray) -> dict[str, FloatArray]:
+    """Everything the decision weighed beyond price and risk, for its explanation (see Choice.details)."""
+    t, rows = plan.terms, fleet.market_row
+    no_pool = np.full((fleet.n_instances, 1), np.nan)
+    on_demand = np.zeros((fleet.n_instances, 1))  # on-demand: no interruption, no record, no follower
+
+    def placements(spot: FloatArray, od: FloatArray) -> FloatArray:
+        return np.concatenate([spot, od], axis=1)
+
+    record = placements(long_run[rows], on_demand)
+    return {
+        "interruption_work_lost_usd": t.work_lost_usd,
+        "interruption_restart_usd": placements(t.restart_usd, on_demand),
+        "interruption_next_fails": placements(t.next_fails, on_demand),
+        "interruption_cost_usd": placements(t.total_usd, on_demand),
+        "replacement_price_usd_per_hour": placements(t.replacement_price_usd_per_hour, no_pool),
+        "zone_follow": placements(follow[rows], on_demand),
+        "long_run_risk": record,
+        "baseline_long_run_risk": _at(record, plan.baseline),
+        "baseline_price_usd_per_hour": _at(placements(market.spot_price[rows], fleet.on_demand_price[:, None]),
+                                           plan.baseline),
+        "baseline_risk": _at(placements(clipped_risk(market, fleet), on_demand), plan.baseline),
+        "baseline_expected_cost_usd_per_hour": _at(plan.cost, plan.baseline),
+        "pareto_guard_allows": plan.guarded.astype(np.float64),
+        "spread_outage_saving_usd_per_hour": spread.outage_saving_usd_per_hour,
+        "spread_extra_cost_usd_per_hour": spread.extra_cost_usd_per_hour,
+    }
 
 
 def _at(matrix: FloatArray, cols: np.ndarray) -> FloatArray:
     out: FloatArray = matrix[np.arange(matrix.shape[0]), cols]
     return out
 
-
-def _with_details(choice: Choice, details: dict[str, FloatArray]) -> Choice:
-    return replace(choice, details=details)
