@@ -156,4 +156,3 @@ def _numbers(plan: Plan, spread: SpreadTerms, market: MarketView, fleet: FleetVi
 def _at(matrix: FloatArray, cols: np.ndarray) -> FloatArray:
     out: FloatArray = matrix[np.arange(matrix.shape[0]), cols]
     return out
-
