@@ -11,7 +11,7 @@ import os
 import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import pytest
@@ -165,3 +165,17 @@ async def tenant(server: LiveServer) -> AsyncIterator[tuple[str, str]]:
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         _, key = await new_tenant(http)
         yield key, await quiet_account(http, key, "t", "us-east-1")
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """A headless Chromium (tests/chromium.py: skipped without one, except under CI=true)."""
+    from chromium import CHROMIUM, CHROMIUM_ARGS, playwright_or_skip
+
+    async_playwright = playwright_or_skip()
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()

@@ -3,23 +3,18 @@ replaying the bundled prices (signed in from the banner link, live, resumed afte
 
 from __future__ import annotations
 
-import os
 import re
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import chromium
 import httpx
 import pytest
+from chromium import FAST_REPLAY, SEEN_WITHIN_MS
 
 from api.app import DASHBOARD_ASSETS, create_app
 from api.testing import LiveServer, demo_key, settings_for_test
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-SEEN_WITHIN_MS = 30_000  # 'within seconds', with room for a busy CI host
 
 
 async def test_page_and_its_assets_are_served_with_their_content_types(tmp_path: Path) -> None:
@@ -48,49 +43,21 @@ async def test_page_and_its_assets_are_served_with_their_content_types(tmp_path:
         assert missing.json()["error"] == "not_found"
 
 
-def _playwright_or_skip() -> Any:
-    """The async Playwright entry point; a clear skip without a browser, except under CI=true."""
-    problem = None
-    if not CHROMIUM.exists():
-        problem = f"{CHROMIUM} is missing (apt-get install chromium; `make test` does it as root)"
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        problem = problem or "playwright is not installed (pip install -e '.[dev]')"
-    if problem is not None:
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:  # as conftest.running_in_ci
-            pytest.fail(f"browser test must run under CI: {problem}")
-        pytest.skip(f"browser test skipped: {problem}")
-    return async_playwright
-
-
 @pytest.mark.parametrize(("ci", "outcome"), [("true", pytest.fail.Exception), ("", pytest.skip.Exception)])
 def test_without_a_browser_ci_fails_and_a_developer_skips(monkeypatch: pytest.MonkeyPatch, ci: str,
                                                           outcome: type[BaseException]) -> None:
-    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", Path("/nonexistent/chromium"))
+    monkeypatch.setattr(chromium, "CHROMIUM", Path("/nonexistent/chromium"))
     monkeypatch.setenv("CI", ci)
     with pytest.raises(outcome, match="/nonexistent/chromium is missing"):
-        _playwright_or_skip()
+        chromium.playwright_or_skip()
 
 
 @pytest.fixture(scope="module")
 def server(ray_session, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    # an hour of prices every half second: decisions within seconds, and the replay outlasts the test
-    settings = settings_for_test(tmp_path_factory.mktemp("dashboard"), replay_speed=7200.0,
-                                 replay_tick_interval_s=0.5)
+    settings = settings_for_test(tmp_path_factory.mktemp("dashboard"), **FAST_REPLAY)
     with LiveServer(create_app(settings)) as live:
         yield live
 
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    async_playwright = _playwright_or_skip()
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 async def _drop_every_socket(server: LiveServer) -> None:

@@ -4,12 +4,12 @@ without a browser as tests/test_dashboard.py does, fails under CI=true)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from test_dashboard import CHROMIUM, CHROMIUM_ARGS, SEEN_WITHIN_MS, _playwright_or_skip
+from chromium import FAST_REPLAY, SEEN_WITHIN_MS
 
 from api.app import create_app
 from api.testing import LiveServer, bearer_headers, demo_key, settings_for_test
@@ -19,22 +19,11 @@ OFFICE_HOURS = "Mon-Fri 09:00-17:00 UTC"
 
 @pytest.fixture(scope="module")
 def server(ray_session: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    # an hour of prices every half second: the replay starts on a Wednesday at midnight, outside office hours
-    settings = settings_for_test(tmp_path_factory.mktemp("dashboard-hibernation"), replay_speed=7200.0,
-                                 replay_tick_interval_s=0.5)
+    # the replay starts on a Wednesday at midnight, outside office hours
+    settings = settings_for_test(tmp_path_factory.mktemp("dashboard-hibernation"), **FAST_REPLAY)
     with LiveServer(create_app(settings)) as live:
         yield live
 
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    async_playwright = _playwright_or_skip()
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 @pytest.mark.ray

@@ -3,12 +3,11 @@ against a live server (skips without a browser as tests/test_dashboard.py does, 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from test_dashboard import CHROMIUM, CHROMIUM_ARGS, _playwright_or_skip
 
 from api.app import create_app
 from api.testing import LiveServer, new_tenant, settings_for_test
@@ -19,16 +18,6 @@ def server(ray_session: object, tmp_path_factory: pytest.TempPathFactory) -> Ite
     with LiveServer(create_app(settings_for_test(tmp_path_factory.mktemp("dashboard-sims"), replay=False))) as live:
         yield live
 
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    async_playwright = _playwright_or_skip()
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 @pytest.mark.ray
