@@ -169,12 +169,12 @@ def solve_plan(
     """Solve the tables for one job on one clock (cached: every shard of a run reuses them)."""
     if clock.delay_ticks > 1:
         raise JobError(f"the risk-aware plan models a launch delay of at most 1 tick, got {clock.delay_ticks}")
-    unit = slack_unit(clock)
+    shape = (len(up_hours), len(down_hours), len(fresh_hazards))
+    g = int(np.prod(shape))
+    unit = slack_unit(clock, g)
     tick_u = clock.tick_u // unit
     overhead_u = -(-clock.overhead_u // unit)  # round the restart cost up: conservative
     n_s = clock.slack_u // unit + 1
-    shape = (len(up_hours), len(down_hours), len(fresh_hazards))
-    g = int(np.prod(shape))
     max_tau = max(1, min(clock.deadline_ticks, MAX_TABLE_BYTES // (g * (n_s + 1) * 2) - 1))
     p = transitions(up_hours, down_hours, fresh_hazards, clock.tick_s)
     step = _blind_step if clock.delay_ticks == 1 else _step
@@ -264,17 +264,22 @@ def _blind_step(
     return _best(q, out)
 
 
-def slack_unit(clock: WorkClock) -> int:
+def slack_unit(clock: WorkClock, n_models: int = 672) -> int:
     """The finest divisor of a tick (in work units) that keeps the slack within ``MAX_SLACK_STATES``
-    states; the restart overhead is rounded up to it.
+    states and the tables of every tick to the deadline within ``MAX_TABLE_BYTES`` (a table for every
+    tick first, then slack resolution); the restart overhead is rounded up to it.
 
     >>> slack_unit(WorkClock.of(DeadlineJob(48, 70, 0.2, 1.0, 3.0), 600))  # exact: no restart rounded up
     1
     >>> slack_unit(WorkClock.of(DeadlineJob(48, 70, 0.05, 1.0, 3.0), 600))  # a 0.05 h restart costs 240 s
     2
+    >>> slack_unit(WorkClock.of(DeadlineJob(48, 52, 0.1, 1.0, 3.0), 195))  # 960 ticks: whole ticks of slack
+    13
     """
+    per_tick_states = MAX_TABLE_BYTES // ((clock.deadline_ticks + 1) * n_models * 2)
+    most = min(MAX_SLACK_STATES, per_tick_states)
     unit = 1
-    while clock.slack_u // unit >= MAX_SLACK_STATES or clock.tick_u % unit:
+    while clock.slack_u // unit + 2 > most or clock.tick_u % unit:
         unit += 1
         if unit > clock.tick_u:
             return clock.tick_u
