@@ -12,7 +12,7 @@ from engine.market import MarketTrace
 from engine.sim.backtest import run_deadline_shard
 from engine.sim.clock import DeadlineJob, JobError, WorkClock
 from engine.sim.deadline import Mode, Outlook, RunState, simulate_deadline
-from engine.sim.deadline_plan import ESTABLISHED, FRESH, solve_plan
+from engine.sim.deadline_plan import ESTABLISHED, FRESH, UNAVAILABLE, solve_plan, young_ticks
 from engine.sim.deadline_policies import GreedyPolicy, OnDemandPolicy
 from engine.sim.optimal import optimal_deadline
 from engine.sim.risk_deadline import RiskAwareDeadlinePolicy
@@ -338,3 +338,21 @@ def test_spell_counts_learn_that_new_spells_end_sooner() -> None:
     assert rates.fresh_hazard()[0] > 0.9  # every fresh tick but the last spell's ended
     down, up = rates.mean_ticks()[:, 0]
     assert up > 15 and down < 3  # (6 + 29) / (1 + 1): the first tick, of unknown age, counts as established
+
+
+def test_a_spell_stays_fresh_for_as_many_ticks_as_a_restart_takes() -> None:
+    # Spells of two ticks between outages: with a restart of two ticks, both ticks are fresh and every
+    # spell ends while young (a restart onto one never finishes); counted by first ticks only, no fresh
+    # spell would ever seem to end at once.
+    clock = WorkClock.of(job(job_hours=6, deadline_hours=8, overhead=0.2), 600)
+    assert young_ticks(clock) == 2
+    pairs = np.array([0, 0, 0, 1, 1] * 20, bool)
+    rates, by_first_tick = SpellRates(1, 6.0, young_ticks(clock)), SpellRates(1, 6.0)
+    states = []
+    for now in pairs:
+        rates.learn_one(np.array([now]))
+        by_first_tick.learn_one(np.array([now]))
+        states.append(int(rates.state[0]))
+    assert states[2:6] == [UNAVAILABLE, FRESH, FRESH, UNAVAILABLE]
+    assert rates.fresh_hazard()[0] > 0.45  # 19 ends in 40 young ticks
+    assert by_first_tick.fresh_hazard()[0] < 0.05

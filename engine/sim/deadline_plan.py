@@ -138,14 +138,35 @@ class DeadlinePlan:
         return np.where(tau <= 0, ON_DEMAND, unpack(packed, mode, avail_state)).astype(np.int8)
 
 
+def young_ticks(clock: WorkClock) -> int:
+    """How many ticks a spell stays fresh: as many as a restart takes to finish (at least one). A restart
+    onto spot pays off only if the spell outlives it, so the hazard that matters is the one over the ticks
+    the restart runs in, not only the first.
+
+    >>> young_ticks(WorkClock.of(DeadlineJob(48, 70, 0.1, 1.0, 3.0), 600)), young_ticks(
+    ...     WorkClock.of(DeadlineJob(48, 70, 0.2, 1.0, 3.0), 600))
+    (1, 2)
+    """
+    return max(1, -(-clock.overhead_u // clock.tick_u))
+
+
 def transitions(
-    up_hours: tuple[float, ...], down_hours: tuple[float, ...], fresh: tuple[float, ...], tick_s: float
+    up_hours: tuple[float, ...],
+    down_hours: tuple[float, ...],
+    fresh: tuple[float, ...],
+    tick_s: float,
+    young: int = 1,
 ) -> npt.NDArray[np.float64]:
     """``(G, 3, 3)``: P(next availability state | state now) for every grid point, flattened (u, d, f).
+
+    A fresh spell ends at each of its ``young`` ticks with the fresh hazard and, if it goes on, becomes
+    established after ``young`` ticks on average (one in ``young`` per tick: the chain keeps no age).
 
     >>> p = transitions((1.0,), (0.5,), (0.3,), 600.0)
     >>> p.shape, p.sum(axis=2).round(12).tolist(), float(p[0, FRESH, UNAVAILABLE])
     ((1, 3, 3), [[1.0, 1.0, 1.0]], 0.3)
+    >>> transitions((1.0,), (0.5,), (0.3,), 600.0, young=2)[0, FRESH].round(3).tolist()
+    [0.3, 0.35, 0.35]
     """
     leave_up = -np.expm1(-tick_s / 3600.0 / np.asarray(up_hours))  # per-tick chance a spell with that mean ends
     leave_down = -np.expm1(-tick_s / 3600.0 / np.asarray(down_hours))
@@ -153,7 +174,8 @@ def transitions(
     u, d, f = u.ravel(), d.ravel(), f.ravel()
     p = np.zeros((u.size, 3, 3))
     p[:, UNAVAILABLE, UNAVAILABLE], p[:, UNAVAILABLE, FRESH] = 1.0 - d, d
-    p[:, FRESH, UNAVAILABLE], p[:, FRESH, ESTABLISHED] = f, 1.0 - f
+    p[:, FRESH, UNAVAILABLE], p[:, FRESH, ESTABLISHED] = f, (1.0 - f) / young
+    p[:, FRESH, FRESH] = (1.0 - f) * (1.0 - 1.0 / young)
     p[:, ESTABLISHED, UNAVAILABLE], p[:, ESTABLISHED, ESTABLISHED] = u, 1.0 - u
     return p
 
@@ -176,7 +198,7 @@ def solve_plan(
     overhead_u = -(-clock.overhead_u // unit)  # round the restart cost up: conservative
     n_s = clock.slack_u // unit + 1
     max_tau = max(1, min(clock.deadline_ticks, MAX_TABLE_BYTES // (g * (n_s + 1) * 2) - 1))
-    p = transitions(up_hours, down_hours, fresh_hazards, clock.tick_s)
+    p = transitions(up_hours, down_hours, fresh_hazards, clock.tick_s, young_ticks(clock))
     step = _blind_step if clock.delay_ticks == 1 else _step
     hours = clock.tick_hours
     tick_usd = {IDLE: 0.0, SPOT: job.spot_usd_per_hour * hours, ON_DEMAND: job.on_demand_usd_per_hour * hours}

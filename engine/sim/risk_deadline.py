@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from engine.sim.clock import DeadlineJob, WorkClock
 from engine.sim.deadline import ON_DEMAND, BoolArray, ModeArray, Outlook, RunState
-from engine.sim.deadline_plan import DeadlinePlan, mean_hours_from_risk, solve_plan, unpack
+from engine.sim.deadline_plan import DeadlinePlan, mean_hours_from_risk, solve_plan, unpack, young_ticks
 from engine.sim.spells import SpellRates
 
 
@@ -50,7 +50,7 @@ class _RiskAware:
         self._clock = clock
         self._risk = risk
         self._horizon_s = horizon_s
-        self._spells = SpellRates(n_runs, horizon_s / clock.tick_s)
+        self._spells = SpellRates(n_runs, horizon_s / clock.tick_s, young_ticks(clock))
         self._risk_up_hours = np.full(n_runs, np.nan)  # the risk model's mean up-time; nan: none yet
         _, _, n_down, n_fresh, n_sp = plan.packed.shape
         self._per_tick = plan.packed.reshape(plan.max_tau + 1, -1)

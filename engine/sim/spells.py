@@ -33,13 +33,15 @@ class SpellRates:
     (3.0, 5.0)
     """
 
-    def __init__(self, n_runs: int, prior_mean_ticks: float) -> None:
+    def __init__(self, n_runs: int, prior_mean_ticks: float, young_ticks: int = 1) -> None:
+        self._young = int(young_ticks)
         self._prior_ticks = float(prior_mean_ticks)
         self._prior_hazard = float(-np.expm1(-1.0 / prior_mean_ticks))
         self._runs = np.arange(n_runs)
         self.ticks = np.zeros((3, n_runs))  # (state, run): ticks after which the spell went on or ended
         self.ends = np.zeros((3, n_runs))
         self.state = np.full(n_runs, -1, np.intp)  # the availability state now; -1 before any tick
+        self.age = np.zeros(n_runs, np.int64)  # ticks the spot spell now has lasted (0: unavailable)
 
     def learn_one(self, available: npt.NDArray[np.bool_]) -> None:
         """One tick of availability per run."""
@@ -49,8 +51,9 @@ class SpellRates:
         rows = np.maximum(self.state, 0)
         self.ticks[rows[seen], self._runs[seen]] += 1.0
         self.ends[rows[ended], self._runs[ended]] += 1.0
-        fresh = available & seen & ~was_up
-        self.state = np.where(available, np.where(fresh, FRESH, ESTABLISHED), UNAVAILABLE)
+        # a run's first spell is of unknown age: established
+        self.age = np.where(available, np.where(seen, self.age + 1, self._young + 1), 0)
+        self.state = np.where(available, np.where(self.age <= self._young, FRESH, ESTABLISHED), UNAVAILABLE)
 
     def mean_ticks(self) -> npt.NDArray[np.float64]:
         """``(2, runs)``: mean (unavailable, established available) spell lengths, ticks."""
@@ -58,7 +61,7 @@ class SpellRates:
         return np.asarray((self._prior_ticks + self.ticks[rows]) / (PRIOR_SPELLS + self.ends[rows]), np.float64)
 
     def fresh_hazard(self) -> npt.NDArray[np.float64]:
-        """``(runs,)``: P(a spell that has just begun ends after its first tick)."""
+        """``(runs,)``: P(a spell that has just begun ends after any one of its young ticks)."""
         return np.asarray(
             (self.ends[FRESH] + PRIOR_SPELLS * self._prior_hazard) / (self.ticks[FRESH] + PRIOR_SPELLS), np.float64
         )
