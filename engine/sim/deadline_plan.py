@@ -1,9 +1,10 @@
 """Decision tables for the risk-aware deadline policy: the best action under a learned spot model.
 
 Spot availability is modelled as a Markov chain of three states: unavailable, available for the first
-tick of a spell ("fresh"), and available for longer ("established"). A fresh spell ends at its next tick
-with its own probability, because a spell that has just begun is much more likely to end at once than one
-that has lasted (a restart onto a spell that vanishes after a tick buys nothing). The policy learns the
+ticks of a spell ("fresh": as many as a restart takes, :func:`young_ticks`), and available for longer
+("established"). A fresh spell ends at each tick with its own probability, because a spell that has just
+begun is much more likely to end soon than one that has lasted (a restart onto a spell that vanishes
+before the restart is over buys nothing). The policy learns the
 mean unavailable and established spell lengths and the fresh spell's hazard online, per run. For every
 point of a grid over those three, a backward dynamic program computes the action that minimises the
 *expected* cost to finish, with state ``(ticks to deadline, slack left, mode, availability state now)``.

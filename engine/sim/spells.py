@@ -1,9 +1,10 @@
 """How long spot stays and stays away, learned online per run from the ticks it has seen.
 
-Three availability states (:mod:`engine.sim.deadline_plan`): unavailable, available for the first tick
-of a spell (fresh), available for longer (established). Per run and state: the ticks seen in it and the
-times it ended. The mean unavailable and established spell lengths are their ratios, behind one prior
-spell of ``prior_mean_ticks``; the fresh hazard (P(a spell ends after its first tick)) is the share of
+Three availability states (:mod:`engine.sim.deadline_plan`): unavailable, available for the first
+``young_ticks`` ticks of a spell (fresh), available for longer (established). Per run and state: the ticks
+seen in it and the times it ended. The mean unavailable and established spell lengths are their ratios,
+behind one prior spell of ``prior_mean_ticks``; the fresh hazard (P(a spell ends after one of its young
+ticks)) is the share of
 fresh ticks that ended, behind one prior tick at the hazard of that same prior mean, so before any data
 the model is memoryless and the first spells move it. Causal, and nothing fitted to a trace.
 
