@@ -46,6 +46,7 @@ FRESH_HAZARDS: tuple[float, ...] = (0.02, 0.2, 0.4, 0.6)
 MAX_TABLE_BYTES = 400 * 2**20
 # Fine enough that a 0.2 h restart is not rounded up to a whole 10-minute tick on a 22 h slack.
 MAX_SLACK_STATES = 1024
+MAX_RESTART_ROUNDING = 0.1  # a coarser slack unit may price a restart at most this share above its cost
 UNAVAILABLE, FRESH, ESTABLISHED = 0, 1, 2  # availability states
 # The nine actions of one state (mode x availability state) are packed as base-3 digits, 3 * mode + state.
 DIGIT = np.array([3**k for k in range(9)], np.uint16).reshape(3, 3)
@@ -288,15 +289,20 @@ def _blind_step(
 
 
 def slack_unit(clock: WorkClock, n_models: int = 672) -> int:
-    """The finest divisor of a tick (in work units) that keeps the slack within ``MAX_SLACK_STATES``
-    states and the tables of every tick to the deadline within ``MAX_TABLE_BYTES`` (a table for every
-    tick first, then slack resolution); the restart overhead is rounded up to it.
+    """The divisor of a tick (in work units) the slack is counted in: the finest that keeps the slack
+    within ``MAX_SLACK_STATES`` states and the tables of every tick to the deadline within
+    ``MAX_TABLE_BYTES`` (a table for every tick first, then slack resolution), then the coarsest that
+    still prices a restart within ``MAX_RESTART_ROUNDING`` of its cost (the overhead is rounded up to the
+    unit). Solving takes time in proportion to the slack states, and a finer unit buys nothing once a
+    restart is priced that closely: a 9 h deadline on 195 s ticks solves in seconds, not a minute.
 
     >>> slack_unit(WorkClock.of(DeadlineJob(48, 70, 0.2, 1.0, 3.0), 600))  # exact: no restart rounded up
     1
     >>> slack_unit(WorkClock.of(DeadlineJob(48, 70, 0.05, 1.0, 3.0), 600))  # a 0.05 h restart costs 240 s
     2
     >>> slack_unit(WorkClock.of(DeadlineJob(48, 52, 0.1, 1.0, 3.0), 195))  # 960 ticks: whole ticks of slack
+    13
+    >>> slack_unit(WorkClock.of(DeadlineJob(6, 9, 0.2, 1.0, 3.0), 195))  # a 0.2 h restart priced as 780 s
     13
     """
     per_tick_states = MAX_TABLE_BYTES // ((clock.deadline_ticks + 1) * n_models * 2)
@@ -306,7 +312,9 @@ def slack_unit(clock: WorkClock, n_models: int = 672) -> int:
         unit += 1
         if unit > clock.tick_u:
             return clock.tick_u
-    return unit
+    coarser = [u for u in range(unit + 1, clock.tick_u + 1) if clock.tick_u % u == 0
+               and -(-clock.overhead_u // u) * u <= clock.overhead_u * (1 + MAX_RESTART_ROUNDING)]
+    return coarser[-1] if coarser else unit
 
 
 
