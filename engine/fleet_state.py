@@ -259,23 +259,17 @@ class FleetState:
     ) -> FleetView:
         """The FleetView of ``rows`` (None: every instance, sharing this state's arrays); ``market_row``,
         ``compatible`` (N, P) and ``on_demand_price`` (N,) are given for those rows, from the caller's market."""
-        if rows is None:
-            pool, on_demand, interrupted = self.pool, self.on_demand, self.interrupted
-            last_move_s, better_since, fleet = self.last_move_s, self.spot_better_since_s, self.fleet
-        else:
-            pool, on_demand, interrupted = self.pool[rows], self.on_demand[rows], self.interrupted[rows]
-            last_move_s, better_since = self.last_move_s[rows], self.spot_better_since_s[rows]
-            fleet = self.fleet[rows]
+        pick = slice(None) if rows is None else rows  # a slice shares the arrays, an index array copies
         return FleetView(
             market_row=market_row,
-            fleet=fleet,
-            pool=pool,
-            on_demand=on_demand,
-            interrupted=interrupted,
+            fleet=self.fleet[pick],
+            pool=self.pool[pick],
+            on_demand=self.on_demand[pick],
+            interrupted=self.interrupted[pick],
             compatible=compatible,
             on_demand_price=on_demand_price,
-            last_move_s=last_move_s,
-            spot_better_since_s=better_since,
+            last_move_s=self.last_move_s[pick],
+            spot_better_since_s=self.spot_better_since_s[pick],
             budget_left=self.budget_left(now_s, params),
         )
 

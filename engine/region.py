@@ -552,8 +552,7 @@ class RegionEngine:
             self.fleet_state.wake(rows, np.array([column], dtype=np.intp), np.array([on_demand]), now_s)
             self.launched_at_s[row] = now_s
             return self._instance(row)
-        self.fleet_state.move(np.array([row], dtype=np.intp), np.array([column], dtype=np.intp),
-                              np.array([on_demand]), now_s)
+        self.fleet_state.move(rows, np.array([column], dtype=np.intp), np.array([on_demand]), now_s)
         self.launched_at_s[row] = now_s
         return self._instance(row)
 
