@@ -22,9 +22,7 @@ import multiprocessing
 import os
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from store import PRICED_POOLS, make_decision
 
 from actors.notify.dispatcher import DispatchSettings, WebhookDispatcher
+from actors.notify.testing import Receiver
 from actors.store import Store, StreamEvent
 from actors.store.tenancy import Account, Tenancy
 from actors.store.webhooks import Webhooks
@@ -45,42 +44,12 @@ START_S = 1_700_000_000.0
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-class Receiver:
-    """Records when each decision seq arrived; ``hang``: never answers."""
-
-    def __init__(self, hang: bool = False) -> None:
-        self.arrived: dict[int, float] = {}
-        self.count = 0
-        self.release = threading.Event()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                if hang:
-                    receiver.release.wait(600)
-                    return
-                receiver.arrived.setdefault(int(json.loads(body)["data"]["seq"]), time.time())
-                receiver.count += 1
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *_args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def close(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+def arrived(receiver: Receiver) -> dict[int, float]:
+    """When each decision seq first reached the receiver."""
+    first: dict[int, float] = {}
+    for request in list(receiver.received):
+        first.setdefault(int(request.doc["data"]["seq"]), request.at_s)
+    return first
 
 
 def fallback(seq: int) -> Any:
@@ -138,7 +107,7 @@ async def run(seconds: float, backlog: int) -> dict[str, Any]:
         tenancy = Tenancy(store.engine)
         tenant = await tenancy.create_tenant("bench", 0.0)
         await tenancy.create_account(Account(ACCOUNT, tenant.id, (REGION,), "replay", "simulated", "risk_aware"))
-        good, hanging = Receiver(), Receiver(hang=True)
+        good, hanging = Receiver(), Receiver(hang=True, hang_s=600)
         webhooks = Webhooks(store.engine)
         await webhooks.create(ACCOUNT, good.url, ["fallback"], time.time())
         await webhooks.create(ACCOUNT, hanging.url, ["fallback"], time.time())
@@ -152,19 +121,20 @@ async def run(seconds: float, backlog: int) -> dict[str, Any]:
             task = asyncio.create_task(consumer.run(stop))
             beside = await timed_writer(url, ticks + 1, ticks)
             deadline = time.time() + 30
-            while len(good.arrived) < ticks and time.time() < deadline:
+            while len(arrived(good)) < ticks and time.time() < deadline:
                 await asyncio.sleep(0.1)
             stop.set()
             await task
-            delays = [good.arrived[seq] - at for seq, at, _ in beside if seq in good.arrived]
+            got = arrived(good)
+            delays = [got[seq] - at for seq, at, _ in beside if seq in got]
 
             first = 2 * ticks + 1
             await store.save_tick(ACCOUNT, REGION, [(s, fallback(s)) for s in range(first, first + backlog)], [])
             drained = WebhookDispatcher(webhooks, DispatchSettings(poll_s=0.05, timeout_s=600.0))
-            before, began = good.count, time.perf_counter()
+            before, began = len(good.received), time.perf_counter()
             stop = asyncio.Event()
             task = asyncio.create_task(drained.run(stop))
-            while good.count - before < backlog and time.perf_counter() - began < 300:
+            while len(good.received) - before < backlog and time.perf_counter() - began < 300:
                 await asyncio.sleep(0.02)
             drain_s = time.perf_counter() - began
             stop.set()
@@ -181,7 +151,7 @@ async def run(seconds: float, backlog: int) -> dict[str, Any]:
         "save_tick_ms_with_consumer_and_hanging_receiver": {"p50": ms(save_beside, 50), "p99": ms(save_beside, 99)},
         "stored_to_received_ms": {"p50": ms(delays, 50), "p99": ms(delays, 99), "received": len(delays),
                                   "poll_s": DispatchSettings().poll_s},
-        "backlog": backlog, "backlog_deliveries_per_s": round((good.count - before) / drain_s, 1),
+        "backlog": backlog, "backlog_deliveries_per_s": round((len(good.received) - before) / drain_s, 1),
         "load_average": os.getloadavg(), "nproc": os.cpu_count(),
     }
 

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +23,7 @@ from actors.notify.dispatcher import DispatchSettings, WebhookDispatcher
 from actors.notify.matching import WEBHOOK_EVENTS
 from actors.notify.retry import RetryPolicy
 from actors.notify.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from actors.notify.testing import Received, Receiver
 from actors.store import Store, StreamEvent
 from actors.store.tenancy import Account, Tenancy
 from actors.store.webhooks import Webhooks
@@ -36,62 +34,6 @@ from engine.types import Action, Lifecycle, Rule
 
 ACCOUNT, REGION = "hooked", "us-east-1"
 FAST_RETRY = RetryPolicy(base_s=0.01, max_delay_s=0.02, max_attempts=3)
-
-
-# --- a receiver on loopback -------------------------------------------------------------------------
-
-
-@dataclass
-class Received:
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def doc(self) -> dict[str, Any]:
-        return dict(json.loads(self.body))
-
-
-@dataclass
-class Receiver:
-    """A tiny HTTP server in a thread: records every POST and answers the next scripted status (then 200);
-    with ``hang`` set it holds every request open until closed."""
-
-    statuses: list[int] = field(default_factory=list)
-    hang: bool = False
-    received: list[Received] = field(default_factory=list)
-    released: threading.Event = field(default_factory=threading.Event)
-
-    def __post_init__(self) -> None:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                receiver.received.append(Received(dict(self.headers.items()), body))
-                if receiver.hang:
-                    receiver.released.wait(120)
-                    return
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *_args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, name="webhook-receiver", daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def close(self) -> None:
-        self.released.set()
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
