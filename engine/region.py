@@ -511,7 +511,8 @@ class RegionEngine:
         rows = np.array(sorted(self._rows[i.instance_id] for i in plan.for_policy), dtype=np.intp)
         if rows.size:
             homeless = np.array([self.instance_ids[r] in waking for r in rows], dtype=bool)
-            shown = _rows_of(fleet, rows)
+            shown = self.fleet_state.view(now_s, self.params, fleet.market_row[rows], fleet.compatible[rows],
+                                          fleet.on_demand_price[rows], rows)
             placing = replace(shown, pool=np.where(homeless, -1, shown.pool),
                               on_demand=shown.on_demand & ~homeless, interrupted=shown.interrupted | homeless)
             choice = self.policy.decide(market, placing, now_s)
@@ -592,14 +593,6 @@ class RegionEngine:
         if compatible_types is not None:
             engine.compatible_types = compatible_types
         return engine
-
-
-def _rows_of(view: FleetView, rows: np.ndarray[Any, np.dtype[np.intp]]) -> FleetView:
-    """The FleetView of some instances only (copies: the caller may change them)."""
-    return replace(view, market_row=view.market_row[rows], fleet=view.fleet[rows], pool=view.pool[rows],
-                   on_demand=view.on_demand[rows], interrupted=view.interrupted[rows],
-                   compatible=view.compatible[rows], on_demand_price=view.on_demand_price[rows],
-                   last_move_s=view.last_move_s[rows], spot_better_since_s=view.spot_better_since_s[rows])
 
 
 def pools_of_region(pools: Iterable[Pool], region: str) -> list[Pool]:
