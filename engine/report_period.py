@@ -59,10 +59,11 @@ def parse_period(text: str) -> Period:
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"must be one of {PERIOD_FORMS}")
     label = text.strip()
-    first, sep, last = label.partition("..")
-    start, _ = _span(first.strip())
-    end = _span(last.strip())[1] if sep else _span(first.strip())[1]
-    if sep and _kind(first.strip()) != _kind(last.strip()):
+    first, sep, last = (part.strip() for part in label.partition(".."))
+    start, end = _span(first)
+    if sep:
+        end = _span(last)[1]
+    if sep and _kind(first) != _kind(last):
         raise ValueError(f"{label!r}: both ends must be days or both months")
     if end <= start:
         raise ValueError(f"{label!r}: the end is before the start")
