@@ -15,13 +15,15 @@ Nothing here runs at import time: callers build an engine when they need one and
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from actors.store.errors import DatabaseUnavailableError, DatabaseURLError
 
@@ -115,6 +117,15 @@ def create_engine(url: str | URL, *, echo: bool = False) -> AsyncEngine:
 
 WAL_SWITCH_ATTEMPTS = 100
 
+
+
+@asynccontextmanager
+async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A write transaction (on SQLite holding the write lock from BEGIN, so it never fails mid-way)."""
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(**{BEGIN_MODE_OPTION: "IMMEDIATE"})
+        async with conn.begin():
+            yield conn
 
 def _enable_wal(cursor: Any) -> None:
     """Switch the file to WAL. SQLite answers "database is locked" at once, without its busy handler,

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from actors.store import codec, db, writer
 from actors.store.checkpoints import KEEP_CHECKPOINTS, CheckpointRecord, checkpoint_from_row, checkpoint_row
-from actors.store.db import BEGIN_MODE_OPTION
+from actors.store.db import write_transaction
 from actors.store.decision_json import DecisionRecord
 from actors.store.errors import DatabaseUnavailableError, InvalidRecordError
 from actors.store.events import StreamEvent, check_topic, event_from_row, event_to_row
@@ -253,10 +253,8 @@ class Store:
         statement = sa.delete(STREAM_EVENTS).where(key.in_(chunk.limit(PRUNE_CHUNK)))
         deleted = 0
         while True:
-            async with self._engine.connect() as conn:
-                conn = await conn.execution_options(**{BEGIN_MODE_OPTION: "IMMEDIATE"})
-                async with conn.begin():
-                    count = (await conn.execute(statement)).rowcount
+            async with write_transaction(self._engine) as conn:
+                count = (await conn.execute(statement)).rowcount
             deleted += count
             if count < PRUNE_CHUNK:
                 return deleted
@@ -326,11 +324,9 @@ class Store:
         c = CHECKPOINTS.c
         stream = (c.account == account, c.region == region)
         newest = sa.select(c.id).where(*stream).order_by(c.id.desc()).limit(keep)
-        async with self._engine.connect() as conn:
-            conn = await conn.execution_options(**{BEGIN_MODE_OPTION: "IMMEDIATE"})
-            async with conn.begin():
-                new_id = (await conn.execute(sa.insert(CHECKPOINTS).returning(c.id), row)).scalar_one()
-                await conn.execute(sa.delete(CHECKPOINTS).where(*stream, c.id.not_in(newest)))
+        async with write_transaction(self._engine) as conn:
+            new_id = (await conn.execute(sa.insert(CHECKPOINTS).returning(c.id), row)).scalar_one()
+            await conn.execute(sa.delete(CHECKPOINTS).where(*stream, c.id.not_in(newest)))
         return int(new_id)
 
     async def load_checkpoints(self, account: str, region: str) -> list[CheckpointRecord]:

@@ -18,8 +18,7 @@ what happens from now on, not the account's history.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from actors.notify.matching import ALERT_EVENTS, DECISION_EVENTS, Owed, owed_for_alert, owed_for_decision
 from actors.notify.signing import new_secret
 from actors.store import codec
-from actors.store.db import BEGIN_MODE_OPTION
+from actors.store.db import write_transaction
 from actors.store.tables import DECISIONS, STREAM_EVENTS, WEBHOOK_CURSORS, WEBHOOK_DELIVERIES, WEBHOOKS
 from actors.store.tenancy import new_id
 from actors.store.tenancy_tables import ACCOUNTS
@@ -101,14 +100,6 @@ class Webhooks:
         self._engine = engine
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction (on SQLite holding the write lock from BEGIN, so it never fails mid-way)."""
-        async with self._engine.connect() as conn:
-            conn = await conn.execution_options(**{BEGIN_MODE_OPTION: "IMMEDIATE"})
-            async with conn.begin():
-                yield conn
-
     # --- webhooks ------------------------------------------------------------------------------------
 
     async def create(self, account: str, url: str, events: Iterable[str], now_s: float) -> tuple[Webhook, str]:
@@ -116,7 +107,7 @@ class Webhooks:
         webhook = Webhook(new_id("wh"), account, url, tuple(events), now_s)
         secret = new_secret()
         c = WEBHOOKS.c
-        async with self._write() as conn:
+        async with write_transaction(self._engine) as conn:
             others = (await conn.execute(sa.select(sa.func.count()).select_from(WEBHOOKS)
                                          .where(c.account == account, c.deleted_at_s.is_(None)))).scalar_one()
             if not others:
@@ -162,7 +153,7 @@ class Webhooks:
     async def delete(self, account: str, webhook_id: str, now_s: float) -> bool:
         """Remove a webhook (a tombstone) and cancel what it is still owed; False when there is none."""
         c, dc = WEBHOOKS.c, WEBHOOK_DELIVERIES.c
-        async with self._write() as conn:
+        async with write_transaction(self._engine) as conn:
             removed = await conn.execute(sa.update(WEBHOOKS).where(
                 c.id == webhook_id, c.account == account, c.deleted_at_s.is_(None)).values(deleted_at_s=now_s))
             if removed.rowcount != 1:
@@ -264,7 +255,7 @@ class Webhooks:
                    "next_attempt_at_s": now_s}
                   for o in owed for webhook_id, events in subs.webhooks if o.event in events]
         added = 0
-        async with self._write() as conn:
+        async with write_transaction(self._engine) as conn:
             for value in values:
                 statement = self._insert(WEBHOOK_DELIVERIES).values(**value).on_conflict_do_nothing(
                     index_elements=["webhook_id", "idempotency_key"])
@@ -300,7 +291,7 @@ class Webhooks:
         if not chosen:
             return []
         taken_ids = []
-        async with self._write() as conn:
+        async with write_transaction(self._engine) as conn:
             for row in chosen:
                 taken = await conn.execute(sa.update(WEBHOOK_DELIVERIES).where(
                     d.id == row.id, d.status == PENDING, d.next_attempt_at_s == row.next_attempt_at_s)
@@ -327,7 +318,7 @@ class Webhooks:
 
     async def _record(self, delivery_id: int, **values: Any) -> None:
         c = WEBHOOK_DELIVERIES.c
-        async with self._write() as conn:  # a delivery cancelled meanwhile stays cancelled
+        async with write_transaction(self._engine) as conn:  # a delivery cancelled meanwhile stays cancelled
             await conn.execute(sa.update(WEBHOOK_DELIVERIES).where(c.id == delivery_id, c.status == PENDING)
                                .values(**values))
 
