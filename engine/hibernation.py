@@ -88,7 +88,9 @@ class Hibernation:
         hibernate, asleep, wake, running = [], [], [], []
         for instance in instances:
             schedule = self.schedule_for(instance)
-            is_open = schedule is None or open_now.setdefault(id(schedule), schedule.is_open(now_s))
+            if schedule is not None and id(schedule) not in open_now:  # not setdefault: it would ask every time
+                open_now[id(schedule)] = schedule.is_open(now_s)
+            is_open = schedule is None or open_now[id(schedule)]
             stopped = instance.lifecycle is Lifecycle.STOPPED
             if stopped and is_open:
                 wake.append((instance, schedule))
