@@ -35,16 +35,6 @@ class InterruptionCost:
     next_fails: FloatArray  # (N, P) P(the replacement fails within the horizon | this pool failed)
     total_usd: FloatArray  # (N, P) (work lost + restart) x (1 + next_fails)
 
-    def row(self, i: int, col: int) -> dict[str, float]:
-        """The terms for instance ``i`` in pool ``col``, for an explanation."""
-        return {
-            "interruption_work_lost_usd": float(self.work_lost_usd[i]),
-            "interruption_restart_usd": float(self.restart_usd[i, col]),
-            "interruption_next_fails": float(self.next_fails[i, col]),
-            "interruption_cost_usd": float(self.total_usd[i, col]),
-            "replacement_price_usd_per_hour": float(self.replacement_price_usd_per_hour[i, col]),
-        }
-
 
 def clipped_risk(market: MarketView, fleet: FleetView) -> FloatArray:
     """(N, P) each instance's view of each pool's risk, in [0, 1]."""
