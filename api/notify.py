@@ -11,9 +11,8 @@ from typing import Any
 from actors.notify.dispatcher import DispatchSettings, WebhookDispatcher
 from actors.notify.retry import RetryPolicy
 from actors.store import Store
-from actors.store.reports import stream_savings
 from actors.store.webhooks import Webhooks
-from api.report_schemas import iso_utc, report_out
+from api.report_schemas import iso_utc, savings_report
 from api.settings import Settings
 from engine.report_period import Granularity, Period
 
@@ -30,8 +29,7 @@ async def daily_savings(store: Store, account: str, region: str, start_s: float,
     """One stream's savings report for one UTC day: ``{"report": <the body of GET /api/v1/accounts/{account}
     /reports/savings?period=<day>&region=<region>>}``."""
     day = Period(iso_utc(start_s)[:10], start_s, end_s)
-    report = await stream_savings(store, account, region, day, Granularity.DAILY)
-    body = report_out(account, {region: report}, day.label, Granularity.DAILY.value, start_s, end_s)
+    body = await savings_report(store, account, [region], day, Granularity.DAILY)
     return {"report": body.model_dump(mode="json")}
 
 

@@ -9,8 +9,10 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, Field
 
+from actors.store import Store
 from actors.store.decision_json import iso_utc
-from engine.report_period import PERIOD_FORMS
+from actors.store.reports import stream_savings
+from engine.report_period import PERIOD_FORMS, Granularity, Period
 from engine.savings import SavingsReport, SavingsRow
 
 MONEY_DIGITS = 6  # a millionth of a dollar: rounding never moves a cent
@@ -87,6 +89,13 @@ def report_out(account: str, reports: Mapping[str, SavingsReport], period_label:
     return SavingsReportOut(account=account, period=period_label, granularity=granularity,
                             start=iso_utc(start_s), end=iso_utc(end_s), regions=regions)
 
+
+
+async def savings_report(store: Store, account: str, regions: Sequence[str], period: Period,
+                         granularity: Granularity) -> SavingsReportOut:
+    """The body of ``GET .../reports/savings`` for ``regions`` (read one after another) over ``period``."""
+    reports = {r: await stream_savings(store, account, r, period, granularity) for r in regions}
+    return report_out(account, reports, period.label, granularity.value, period.start_s, period.end_s)
 
 def report_csv(body: SavingsReportOut) -> str:
     """The rows as CSV, a header first; each region's total last, labelled ``total``."""

@@ -18,9 +18,9 @@ from rich.table import Table
 
 from actors.store import DatabaseUnavailableError, DatabaseURLError, Store
 from actors.store.db import parse_database_url
-from actors.store.reports import stored_regions, stream_savings
+from actors.store.reports import stored_regions
 from api.commands.db import DatabaseURLOption
-from api.report_schemas import SavingsReportOut, SavingsRowOut, report_csv, report_out
+from api.report_schemas import SavingsReportOut, SavingsRowOut, report_csv, savings_report
 from api.settings import Settings
 from engine.report_period import PERIOD_FORMS, Granularity, parse_period
 
@@ -44,11 +44,9 @@ async def build_report(url: str, account: str, period_text: str, region: str | N
         if region is not None and region not in known:
             raise ReportInputError(f"--region: account {account!r} has nothing stored in {region!r} "
                                    f"(it has {', '.join(known)})")
-        regions = [region] if region is not None else known
-        reports = {r: await stream_savings(store, account, r, period, granularity) for r in regions}
+        return await savings_report(store, account, [region] if region is not None else known, period, granularity)
     finally:
         await store.close()
-    return report_out(account, reports, period.label, granularity.value, period.start_s, period.end_s)
 
 
 def _table(body: SavingsReportOut) -> Table:

@@ -8,10 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from actors.store.reports import stream_savings
 from api.deps import AccountDep, RuntimeDep
 from api.errors import InvalidInput
-from api.report_schemas import SavingsReportOut, report_csv, report_out
+from api.report_schemas import SavingsReportOut, report_csv, savings_report
 from api.schemas import ERRORS, REGION_PATTERN
 from engine.report_period import PERIOD_FORMS, Granularity, parse_period
 
@@ -48,8 +47,7 @@ async def savings(
         raise InvalidInput(f"query.region: {region!r} is not a region of account {account.name!r} "
                            f"({', '.join(account.regions) or 'none'})")
     regions = [region] if region is not None else list(account.regions)
-    reports = {r: await stream_savings(runtime.store, account.name, r, chosen, granularity) for r in regions}
-    body = report_out(account.name, reports, chosen.label, granularity.value, chosen.start_s, chosen.end_s)
+    body = await savings_report(runtime.store, account.name, regions, chosen, granularity)
     wants_csv = format == "csv" or (format is None and CSV_TYPE in request.headers.get("accept", ""))
     if wants_csv:
         filename = f"savings-{account.name}-{chosen.label.replace('..', '_')}.csv"
