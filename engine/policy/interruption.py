@@ -41,6 +41,20 @@ def clipped_risk(market: MarketView, fleet: FleetView) -> FloatArray:
     return np.minimum(np.maximum(market.risk[fleet.market_row], 0.0), 1.0)
 
 
+def work_lost_usd(params: PolicyParams, on_demand_price: FloatArray) -> FloatArray:
+    """(N,) what one interruption loses: the restart and the unsaved work at the on-demand rate, plus the
+    user's penalty."""
+    lost: FloatArray = (params.restart_hours + params.lost_work_hours) * on_demand_price
+    return lost + params.interruption_penalty_usd
+
+
+def with_zone_follow(risk: FloatArray, follow: FloatArray) -> FloatArray:
+    """A pool's risk once a zone-mate failed: it fails on its own or follows the mate down (``follow``,
+    clipped to [0, 1])."""
+    out: FloatArray = 1.0 - (1.0 - risk) * (1.0 - np.minimum(np.maximum(follow, 0.0), 1.0))
+    return out
+
+
 def interruption_cost(
     market: MarketView,
     fleet: FleetView,
@@ -68,7 +82,7 @@ def interruption_cost(
     price = market.spot_price[rows]
     risk = clipped_risk(market, fleet)
     od = fleet.on_demand_price
-    work_lost = (params.restart_hours + params.lost_work_hours) * od + params.interruption_penalty_usd
+    work_lost = work_lost_usd(params, od)
     # The replacement is the best other placement by a first-order expected cost (price + risk x work lost).
     first_order = np.where(usable, price + risk / horizon_h * work_lost[:, None], np.inf)
     if n_pools >= 2:
@@ -90,8 +104,7 @@ def interruption_cost(
     if follow is not None and n_pools:
         zone, _ = zone_index(market.pools)
         same_zone = repl_is_spot & (zone[safe] == zone[None, :])
-        follow_repl = np.minimum(np.maximum(follow[rows][idx, safe], 0.0), 1.0)
-        repl_risk = np.where(same_zone, 1.0 - (1.0 - repl_risk) * (1.0 - follow_repl), repl_risk)
+        repl_risk = np.where(same_zone, with_zone_follow(repl_risk, follow[rows][idx, safe]), repl_risk)
     restart = params.restart_hours * repl_price
     total = (work_lost[:, None] + restart) * (1.0 + repl_risk)
     return InterruptionCost(work_lost, replacement.astype(np.intp), repl_price, restart, repl_risk, total)

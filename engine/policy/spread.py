@@ -31,7 +31,7 @@ from engine.policy.base import (
     MarketView,
     PolicyParams,
 )
-from engine.policy.interruption import clipped_risk
+from engine.policy.interruption import clipped_risk, with_zone_follow, work_lost_usd
 from engine.types import Action, Rule
 
 
@@ -89,10 +89,9 @@ def spread_fleets(
         zone, _ = zone_index(market.pools)
         same = np.zeros((n, n_pools + 1), dtype=bool)
         same[:, :n_pools] = zone[None, :] == zone[p][:, None]
-        f = np.concatenate([np.minimum(np.maximum(follow[fleet.market_row], 0.0), 1.0), np.zeros((n, 1))], axis=1)
-        cond = np.where(same, 1.0 - (1.0 - cond) * (1.0 - f), cond)
-    work_lost = (params.restart_hours + params.lost_work_hours) * fleet.on_demand_price
-    work_lost = work_lost + params.interruption_penalty_usd
+        f = np.concatenate([follow[fleet.market_row], np.zeros((n, 1))], axis=1)
+        cond = np.where(same, with_zone_follow(cond, f), cond)
+    work_lost = work_lost_usd(params, fleet.on_demand_price)
     outage = params.fleet_outage_weight * np.bincount(fleet.fleet, weights=work_lost, minlength=fleet.n_fleets)
     horizon_h = params.risk_horizon_s / 3600.0
     saving_all = (risk[idx, p] / horizon_h * outage[fleet.fleet])[:, None] * (1.0 - cond)
