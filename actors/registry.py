@@ -226,14 +226,13 @@ class AccountRegistry:
 
     async def _end_actor(self, key: tuple[str, str]) -> None:
         """Close the actor (it checkpoints) and kill it for good."""
-        import ray
+        from actors.ray_runtime import kill_actors
 
         handle = self.supervisor.actors.pop(key)
         self.supervisor.configs.pop(key, None)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(handle.close.remote(), 5.0)
-        with contextlib.suppress(Exception):
-            ray.kill(handle, no_restart=True)
+        kill_actors([handle])
         await _name_released(region_actor_name(*key))
 
     async def restart(self, account: Account) -> None:
