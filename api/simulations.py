@@ -59,9 +59,7 @@ class SimulationService:
         if record is None:
             return None
         if record.status in (QUEUED, RUNNING) and simulation_id not in self.tasks:
-            record = SimulationRecord(record.id, record.tenant_id, FAILED, record.request, None,
-                                      "interrupted: the server restarted while it ran", record.created_at_s,
-                                      record.finished_at_s)
+            record = _with(record, status=FAILED, result=None, error="interrupted: the server restarted while it ran")
         return record, self.progress.get(simulation_id)
 
     async def _run(self, record: SimulationRecord, request: BacktestRequest) -> None:
